@@ -1,0 +1,1 @@
+//! cairn-bench: shared helpers for the criterion benches in `benches/`.

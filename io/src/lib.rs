@@ -1,0 +1,1 @@
+//! cairn-io: the generic IO shell.
