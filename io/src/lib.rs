@@ -1,1 +1,12 @@
-//! cairn-io: the generic IO shell.
+//! cairn-io: the generic IO shell. It knows glommio and the kernel, nothing about Consul.
+//!
+//! - [`runtime`]: the executor topology (Raft core + shards), memlock preflight, CPU placement,
+//!   signals and shutdown.
+#![warn(missing_docs)]
+
+pub mod runtime;
+
+pub use runtime::{
+    ExecutorContext, ExecutorPlan, ExecutorRole, Placement, RunningTopology, RuntimeError,
+    RuntimeEvent, Shutdown, ShutdownSignal, ShutdownSignals, Topology, TopologyOptions,
+};
