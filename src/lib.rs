@@ -1,1 +1,14 @@
-//! cairn.
+//! cairn: a Consul-compatible service discovery, health checking and key/value system.
+//!
+//! See /work/shared/design/ARCHITECTURE.md for the map. Present so far:
+//! - [`cli`]: command dispatch (`version`, `agent`), argv\[0\] `cairn` or `consul`
+//! - [`config`]: Go-flag-syntax parsing into an [`config::AgentConfig`]
+//! - [`agent`]: starts the executor topology (from `cairn-io`) and runs until a signal
+//! - [`logging`], [`ui`]: Consul-shaped log lines and user output
+#![warn(missing_docs)]
+
+pub mod agent;
+pub mod cli;
+pub mod config;
+pub mod logging;
+pub mod ui;

@@ -20,16 +20,25 @@
 //!
 //! Batch shapes: 1 x 128 B, 16 x 128 B, 256 x 128 B and 1 x 4 KiB frames,
 //! each frame carrying a 24-byte header, so a batch is one contiguous buffer
-//! of `n * (size + 24)` bytes (content arbitrary). Every case starts from a
-//! fresh, empty file (appends extend the file, as a live log segment does).
+//! of `n * (size + 24)` bytes (content arbitrary). Every case appends to its
+//! own file, created empty, so every batch extends the file as it does in a
+//! live log segment.
 //!
-//! For each case it records per-batch latency (from before the write is
-//! issued to after the sync returns) into its own sample vector after a
-//! warm-up, and prints a table with the median, p99, batches/s, the bytes
-//! handed to the kernel per batch, and the device's sectors written per batch
-//! (from `/sys/dev/block/M:m/stat`; whole-device, so noisy if anything else
-//! writes to the disk), with ratios to (d). It also prints the round-trip
-//! cost of an empty `spawn_blocking` closure.
+//! To keep background disk activity (other processes, writeback) from
+//! landing on one case only, the cases run interleaved: the recorded
+//! iterations of every case are split into chunks over several rounds, and
+//! every round runs one chunk of every case in a rotating order. (a)-(c) run
+//! on one long-lived glommio executor thread, (d) on the main thread while
+//! the executor is idle. Each case records per-batch latency (from before the
+//! write is issued until the sync has returned) into its own sample vector,
+//! after a warm-up.
+//!
+//! The table shows, per case: bytes handed to the kernel per batch, device
+//! bytes written per batch (sectors written from `/sys/dev/block/M:m/stat`
+//! during the case's chunks; whole-device, so it includes the journal and is
+//! noisy if anything else writes to the disk), median and p99 latency,
+//! batches/s (recorded batches / time spent in them), and ratios to (d). It
+//! also prints the round-trip cost of an empty `spawn_blocking` closure.
 //!
 //! Run it with:
 //!
@@ -39,18 +48,21 @@
 //!
 //! Files are written under `<workspace>/target/disk-choice-tmp/<pid>/` (the
 //! filesystem the build lives on, not `/tmp`, which may be tmpfs) and removed
-//! afterwards. `DISK_CHOICE_DIR=/path` points it at another directory (e.g.
-//! the real data disk) and `DISK_CHOICE_ITERS=n` changes the sample count.
-//! Without `--bench` in the arguments (as under `cargo test --benches` or
-//! `cargo test --all-targets`) it runs a handful of iterations as a smoke
-//! test. The glommio executor is built with a small `io_memory` (512 KiB) so
-//! it fits a small RLIMIT_MEMLOCK, and one unbound blocking-pool thread.
+//! afterwards; the largest case writes about 90 MB. `DISK_CHOICE_DIR=/path`
+//! points it at another directory (e.g. the real data disk) and
+//! `DISK_CHOICE_ITERS=n` changes the number of recorded batches per case
+//! (default 2000). Without `--bench` in the arguments (as under
+//! `cargo test --benches` or `cargo test --all-targets`) it runs a handful of
+//! iterations as a smoke test. The glommio executor is built with a small
+//! `io_memory` (512 KiB) so it fits a small RLIMIT_MEMLOCK, and with one
+//! unbound blocking-pool thread.
 
 use std::{
     fs::{File, OpenOptions},
     io,
     os::unix::fs::{FileExt, MetadataExt},
     path::{Path, PathBuf},
+    sync::mpsc,
     time::{Duration, Instant},
 };
 
@@ -102,38 +114,84 @@ const SHAPES: [Shape; 4] = [
     },
 ];
 
-#[derive(Clone, Copy)]
-struct Config {
-    warmup: usize,
-    iters: usize,
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Backend {
+    Dma,
+    SpawnBlocking,
+    Inline,
+    Floor,
 }
 
-impl Config {
-    fn total(&self) -> usize {
-        self.warmup + self.iters
+/// Row order of the table; the run order rotates every round.
+const BACKENDS: [Backend; 4] = [
+    Backend::Dma,
+    Backend::SpawnBlocking,
+    Backend::Inline,
+    Backend::Floor,
+];
+
+impl Backend {
+    fn label(self) -> &'static str {
+        match self {
+            Backend::Dma => "(a) DmaFile",
+            Backend::SpawnBlocking => "(b) spawn_blocking",
+            Backend::Inline => "(c) inline std",
+            Backend::Floor => "(d) std thread",
+        }
+    }
+
+    fn file_name(self, shape: usize) -> String {
+        format!("{self:?}-{shape}.log").to_lowercase()
     }
 }
 
-/// Raw measurements of one case.
-struct Run {
+#[derive(Clone, Copy)]
+struct Config {
+    /// Unrecorded batches before the first chunk of every case.
+    warmup: usize,
+    /// Unrecorded batches before every later chunk (the case sat idle while
+    /// the others ran).
+    rewarm: usize,
+    /// Recorded batches per chunk.
+    chunk: usize,
+    rounds: usize,
+}
+
+impl Config {
+    fn warmup_for(&self, round: usize) -> usize {
+        if round == 0 {
+            self.warmup
+        } else {
+            self.rewarm
+        }
+    }
+}
+
+/// Measurements of one or more chunks of one case.
+#[derive(Default)]
+struct Chunk {
     samples: Vec<Duration>,
-    /// From the start of the first measured batch to the end of the last.
+    /// Time spent in recorded batches (first start to last end, per chunk).
     wall: Duration,
-    /// Bytes handed to the kernel over the measured batches.
+    /// Bytes handed to the kernel by the recorded batches.
     written: u64,
-    /// Sectors (512 B) the device reports written during the measured batches.
+    /// Sectors (512 B) the device reports written during recorded batches.
     dev_sectors: Option<u64>,
 }
 
-struct Stats {
-    median: Duration,
-    p99: Duration,
-    per_sec: f64,
-    written_per_batch: f64,
-    dev_per_batch: Option<f64>,
-}
+impl Chunk {
+    fn merge(&mut self, other: Chunk) {
+        let first = self.samples.is_empty();
+        self.samples.extend(other.samples);
+        self.wall += other.wall;
+        self.written += other.written;
+        self.dev_sectors = match (first, self.dev_sectors, other.dev_sectors) {
+            (true, _, d) => d,
+            (false, Some(a), Some(b)) => Some(a + b),
+            _ => None,
+        };
+    }
 
-impl Run {
     fn stats(mut self) -> Stats {
         self.samples.sort_unstable();
         let n = self.samples.len();
@@ -149,7 +207,16 @@ impl Run {
     }
 }
 
-/// Reads "sectors written" of the block device holding `dir`, if visible.
+struct Stats {
+    median: Duration,
+    p99: Duration,
+    per_sec: f64,
+    written_per_batch: f64,
+    dev_per_batch: Option<f64>,
+}
+
+/// Reads "sectors written" of the block device holding a directory.
+#[derive(Clone)]
 struct DevStat(Option<PathBuf>);
 
 impl DevStat {
@@ -169,192 +236,207 @@ impl DevStat {
     }
 }
 
-/// Tracks the measured window of a case: warm-up iterations are run but not
-/// recorded; the wall clock and device counter start at the first measured one.
+/// Records one chunk: `warmup` unrecorded batches, then `n` recorded ones.
 struct Recorder<'a> {
-    cfg: Config,
     dev: &'a DevStat,
-    samples: Vec<Duration>,
-    written: u64,
+    warmup: usize,
+    chunk: Chunk,
     start: Option<(Instant, Option<u64>)>,
 }
 
 impl<'a> Recorder<'a> {
-    fn new(cfg: Config, dev: &'a DevStat) -> Self {
+    fn new(dev: &'a DevStat, warmup: usize, n: usize) -> Self {
         Recorder {
-            cfg,
             dev,
-            samples: Vec::with_capacity(cfg.iters),
-            written: 0,
+            warmup,
+            chunk: Chunk {
+                samples: Vec::with_capacity(n),
+                ..Chunk::default()
+            },
             start: None,
         }
     }
 
-    /// Called before iteration `i` starts its clock.
+    /// Called before batch `i` starts its clock.
     fn begin(&mut self, i: usize) {
-        if i == self.cfg.warmup {
+        if i == self.warmup {
             self.start = Some((Instant::now(), self.dev.sectors_written()));
         }
     }
 
-    /// Called when iteration `i` has been acknowledged.
+    /// Called when batch `i`, started at `t0`, has been acknowledged.
     fn end(&mut self, i: usize, t0: Instant, written: usize) {
-        if i >= self.cfg.warmup {
-            self.samples.push(t0.elapsed());
-            self.written += written as u64;
+        if i >= self.warmup {
+            self.chunk.samples.push(t0.elapsed());
+            self.chunk.written += written as u64;
         }
     }
 
-    fn finish(self) -> Run {
-        let (start, sectors0) = self.start.expect("no measured iterations");
-        let wall = start.elapsed();
-        let dev_sectors = match (sectors0, self.dev.sectors_written()) {
+    fn finish(mut self) -> Chunk {
+        let (start, sectors0) = self.start.expect("no recorded batches");
+        self.chunk.wall = start.elapsed();
+        self.chunk.dev_sectors = match (sectors0, self.dev.sectors_written()) {
             (Some(a), Some(b)) => Some(b.saturating_sub(a)),
             _ => None,
         };
-        Run {
-            samples: self.samples,
-            wall,
-            written: self.written,
-            dev_sectors,
-        }
+        self.chunk
     }
 }
 
-fn create_std(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .open(path)
+/// A log on a std `File`: positional append + `fdatasync`.
+struct StdLog {
+    file: File,
+    data: Vec<u8>,
+    len: u64,
 }
 
-fn align_up(v: usize, align: usize) -> usize {
-    v.div_ceil(align) * align
-}
-
-/// (d): positional write + fdatasync on the calling thread, no executor.
-fn run_floor(path: &Path, shape: Shape, cfg: Config, dev: &DevStat) -> io::Result<Run> {
-    let file = create_std(path)?;
-    let data = shape.batch();
-    let mut rec = Recorder::new(cfg, dev);
-    let mut len = 0u64;
-    for i in 0..cfg.total() {
-        rec.begin(i);
-        let t0 = Instant::now();
-        file.write_all_at(&data, len)?;
-        file.sync_data()?;
-        len += data.len() as u64;
-        rec.end(i, t0, data.len());
+impl StdLog {
+    fn create(path: &Path, shape: Shape) -> io::Result<StdLog> {
+        let file = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)?;
+        Ok(StdLog {
+            file,
+            data: shape.batch(),
+            len: 0,
+        })
     }
-    let run = rec.finish();
-    drop(file);
-    std::fs::remove_file(path)?;
-    Ok(run)
-}
 
-/// (c): the same calls inline on the executor thread (blocking it).
-async fn run_inline(path: PathBuf, shape: Shape, cfg: Config, dev: &DevStat) -> io::Result<Run> {
-    let file = create_std(&path)?;
-    let data = shape.batch();
-    let mut rec = Recorder::new(cfg, dev);
-    let mut len = 0u64;
-    for i in 0..cfg.total() {
-        rec.begin(i);
-        let t0 = Instant::now();
-        file.write_all_at(&data, len)?;
-        file.sync_data()?;
-        len += data.len() as u64;
-        rec.end(i, t0, data.len());
-        // Let the executor run its reactor between batches, as a real task would.
-        glommio::yield_if_needed().await;
+    /// Appends one batch and syncs it; returns the bytes written.
+    fn append_sync(&mut self) -> io::Result<usize> {
+        self.file.write_all_at(&self.data, self.len)?;
+        self.file.sync_data()?;
+        self.len += self.data.len() as u64;
+        Ok(self.data.len())
     }
-    let run = rec.finish();
-    drop(file);
-    std::fs::remove_file(&path)?;
-    Ok(run)
 }
 
-/// (b): the same calls in one closure on glommio's blocking thread pool. The
-/// file and the batch buffer are moved into the closure and handed back, as
-/// an owned-buffer log writer would do.
-async fn run_spawn_blocking(
-    path: PathBuf,
-    shape: Shape,
-    cfg: Config,
-    dev: &DevStat,
-) -> io::Result<Run> {
-    let mut file = create_std(&path)?;
-    let mut data = shape.batch();
-    let batch_len = data.len();
-    let mut rec = Recorder::new(cfg, dev);
-    let mut len = 0u64;
-    for i in 0..cfg.total() {
-        rec.begin(i);
-        let t0 = Instant::now();
-        let at = len;
-        let (f, d, res) = glommio::executor()
-            .spawn_blocking(move || {
-                let res = file.write_all_at(&data, at).and_then(|()| file.sync_data());
-                (file, data, res)
-            })
-            .await;
-        res?;
-        (file, data) = (f, d);
-        len += batch_len as u64;
-        rec.end(i, t0, batch_len);
+/// A log on a glommio `DmaFile`. `len - tail.len()` is always aligned; the
+/// bytes of the partial tail block are kept in `tail` and rewritten, together
+/// with the next batch, as one aligned, zero-padded O_DIRECT write.
+struct DmaLog {
+    file: DmaFile,
+    align: usize,
+    data: Vec<u8>,
+    len: u64,
+    tail: Vec<u8>,
+}
+
+impl DmaLog {
+    async fn create(path: &Path, shape: Shape) -> io::Result<DmaLog> {
+        let file = DmaFile::create(path).await?;
+        let align = file.alignment() as usize;
+        Ok(DmaLog {
+            file,
+            align,
+            data: shape.batch(),
+            len: 0,
+            tail: Vec::with_capacity(align),
+        })
     }
-    let run = rec.finish();
-    drop(file);
-    std::fs::remove_file(&path)?;
-    Ok(run)
-}
 
-/// (a): O_DIRECT through io_uring. The partial tail block lives in memory and
-/// is rewritten, together with the new data, as one aligned, zero-padded write.
-async fn run_dma(path: PathBuf, shape: Shape, cfg: Config, dev: &DevStat) -> io::Result<Run> {
-    let file = DmaFile::create(&path).await?;
-    let align = file.alignment() as usize;
-    let data = shape.batch();
-    let mut rec = Recorder::new(cfg, dev);
-    // Logical end of the log; `len - tail.len()` is always aligned.
-    let mut len = 0u64;
-    let mut tail: Vec<u8> = Vec::with_capacity(align);
-    for i in 0..cfg.total() {
-        rec.begin(i);
-        let t0 = Instant::now();
-        let start = len - tail.len() as u64;
-        let logical = tail.len() + data.len();
-        let write_len = align_up(logical, align);
-        let mut buf = file.alloc_dma_buffer(write_len);
+    /// Appends one batch and syncs it; returns the bytes written.
+    async fn append_sync(&mut self) -> io::Result<usize> {
+        let start = self.len - self.tail.len() as u64;
+        let logical = self.tail.len() + self.data.len();
+        let write_len = logical.div_ceil(self.align) * self.align;
+        let mut buf = self.file.alloc_dma_buffer(write_len);
         let bytes = buf.as_bytes_mut();
-        bytes[..tail.len()].copy_from_slice(&tail);
-        bytes[tail.len()..logical].copy_from_slice(&data);
+        bytes[..self.tail.len()].copy_from_slice(&self.tail);
+        bytes[self.tail.len()..logical].copy_from_slice(&self.data);
         bytes[logical..].fill(0);
-        let keep = logical % align;
-        tail.clear();
-        tail.extend_from_slice(&bytes[logical - keep..logical]);
-        let n = file.write_at(buf, start).await?;
+        let keep = logical % self.align;
+        self.tail.clear();
+        self.tail.extend_from_slice(&bytes[logical - keep..logical]);
+        let n = self.file.write_at(buf, start).await?;
         if n != write_len {
             return Err(io::Error::other(format!(
                 "short O_DIRECT write: {n} of {write_len} bytes"
             )));
         }
-        file.fdatasync().await?;
-        len += data.len() as u64;
-        rec.end(i, t0, write_len);
+        self.file.fdatasync().await?;
+        self.len += self.data.len() as u64;
+        Ok(write_len)
     }
-    let run = rec.finish();
-    file.close().await?;
-    std::fs::remove_file(&path)?;
-    Ok(run)
+}
+
+/// (d): the floor, on the calling (non-executor) thread.
+fn chunk_floor(log: &mut StdLog, dev: &DevStat, warmup: usize, n: usize) -> io::Result<Chunk> {
+    let mut rec = Recorder::new(dev, warmup, n);
+    for i in 0..warmup + n {
+        rec.begin(i);
+        let t0 = Instant::now();
+        let w = log.append_sync()?;
+        rec.end(i, t0, w);
+    }
+    Ok(rec.finish())
+}
+
+/// (c): the same calls inline on the executor thread (blocking it).
+async fn chunk_inline(
+    log: &mut StdLog,
+    dev: &DevStat,
+    warmup: usize,
+    n: usize,
+) -> io::Result<Chunk> {
+    let mut rec = Recorder::new(dev, warmup, n);
+    for i in 0..warmup + n {
+        rec.begin(i);
+        let t0 = Instant::now();
+        let w = log.append_sync()?;
+        rec.end(i, t0, w);
+        // Give the reactor its turn between batches, as a real task would.
+        glommio::yield_if_needed().await;
+    }
+    Ok(rec.finish())
+}
+
+/// (b): the same calls in one closure on glommio's blocking thread pool. The
+/// log (file and owned batch buffer) moves into the closure and back out, as
+/// an owned-buffer log writer would do.
+async fn chunk_spawn_blocking(
+    slot: &mut Option<StdLog>,
+    dev: &DevStat,
+    warmup: usize,
+    n: usize,
+) -> io::Result<Chunk> {
+    let mut rec = Recorder::new(dev, warmup, n);
+    for i in 0..warmup + n {
+        rec.begin(i);
+        let t0 = Instant::now();
+        let mut log = slot.take().expect("log in use");
+        let (log, res) = glommio::executor()
+            .spawn_blocking(move || {
+                let res = log.append_sync();
+                (log, res)
+            })
+            .await;
+        *slot = Some(log);
+        let w = res?;
+        rec.end(i, t0, w);
+    }
+    Ok(rec.finish())
+}
+
+/// (a): O_DIRECT through io_uring.
+async fn chunk_dma(log: &mut DmaLog, dev: &DevStat, warmup: usize, n: usize) -> io::Result<Chunk> {
+    let mut rec = Recorder::new(dev, warmup, n);
+    for i in 0..warmup + n {
+        rec.begin(i);
+        let t0 = Instant::now();
+        let w = log.append_sync().await?;
+        rec.end(i, t0, w);
+    }
+    Ok(rec.finish())
 }
 
 /// Round trip of an empty closure through `spawn_blocking`.
-async fn run_noop_spawn_blocking(cfg: Config) -> Run {
+async fn chunk_noop_spawn_blocking(warmup: usize, n: usize) -> Chunk {
     let dev = DevStat(None);
-    let mut rec = Recorder::new(cfg, &dev);
-    for i in 0..cfg.total() {
+    let mut rec = Recorder::new(&dev, warmup, n);
+    for i in 0..warmup + n {
         rec.begin(i);
         let t0 = Instant::now();
         glommio::executor().spawn_blocking(|| ()).await;
@@ -363,58 +445,189 @@ async fn run_noop_spawn_blocking(cfg: Config) -> Run {
     rec.finish()
 }
 
-/// Results of the executor-side cases (a), (b), (c) for one shape.
-struct ExecutorRuns {
-    dma: Run,
-    spawn_blocking: Run,
-    inline: Run,
-    alignment: u64,
-    noop: Option<Run>,
+/// Requests from the main thread to the executor thread.
+enum Cmd {
+    /// Run one chunk of case (shape, backend); backend is one of (a)-(c).
+    Chunk {
+        shape: usize,
+        backend: Backend,
+        warmup: usize,
+        n: usize,
+    },
+    /// Measure the empty `spawn_blocking` round trip.
+    Noop { warmup: usize, n: usize },
+    /// Close and delete every file.
+    Finish,
 }
 
-fn run_executor_cases(
+enum Reply {
+    Ready { alignment: u64 },
+    Chunk(Chunk),
+    Done,
+}
+
+/// The executor thread's per-shape state for (a)-(c); files are created on
+/// first use so every case starts from an empty file.
+#[derive(Default)]
+struct ExecutorLogs {
+    dma: Option<DmaLog>,
+    spawn_blocking: Option<StdLog>,
+    inline: Option<StdLog>,
+}
+
+async fn executor_main(
     dir: PathBuf,
-    shape: Shape,
-    cfg: Config,
-    with_noop: bool,
-) -> io::Result<ExecutorRuns> {
-    let handle = LocalExecutorBuilder::new(Placement::Unbound)
-        .name("disk-choice")
-        .io_memory(IO_MEMORY)
-        .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
-        .spawn(move || async move {
-            let dev = DevStat::for_dir(&dir);
-            let alignment = {
-                let probe = DmaFile::create(dir.join("probe")).await?;
-                let a = probe.alignment();
-                probe.close().await?;
-                std::fs::remove_file(dir.join("probe"))?;
-                a
-            };
-            let dma = run_dma(dir.join("dma.log"), shape, cfg, &dev).await?;
-            let spawn_blocking =
-                run_spawn_blocking(dir.join("spawn-blocking.log"), shape, cfg, &dev).await?;
-            let inline = run_inline(dir.join("inline.log"), shape, cfg, &dev).await?;
-            let noop = if with_noop {
-                Some(run_noop_spawn_blocking(cfg).await)
-            } else {
-                None
-            };
-            Ok::<_, io::Error>(ExecutorRuns {
-                dma,
-                spawn_blocking,
-                inline,
-                alignment,
-                noop,
-            })
-        })
-        .map_err(io::Error::from)?;
-    handle.join().map_err(|e| {
+    cmds: mpsc::Receiver<Cmd>,
+    replies: mpsc::Sender<io::Result<Reply>>,
+) -> io::Result<()> {
+    let dev = DevStat::for_dir(&dir);
+    let alignment = {
+        let path = dir.join("probe");
+        let probe = DmaFile::create(&path).await?;
+        let a = probe.alignment();
+        probe.close().await?;
+        std::fs::remove_file(&path)?;
+        a
+    };
+    let send = |r: io::Result<Reply>| replies.send(r).map_err(io::Error::other);
+    send(Ok(Reply::Ready { alignment }))?;
+    let mut logs: Vec<ExecutorLogs> = SHAPES.iter().map(|_| ExecutorLogs::default()).collect();
+    // Blocking on the channel is fine here: nothing else runs on this
+    // executor, and no I/O or blocking-pool work is in flight between chunks.
+    while let Ok(cmd) = cmds.recv() {
+        match cmd {
+            Cmd::Chunk {
+                shape,
+                backend,
+                warmup,
+                n,
+            } => {
+                let path = dir.join(backend.file_name(shape));
+                let logs = &mut logs[shape];
+                let res = async {
+                    match backend {
+                        Backend::Dma => {
+                            if logs.dma.is_none() {
+                                logs.dma = Some(DmaLog::create(&path, SHAPES[shape]).await?);
+                            }
+                            let log = logs.dma.as_mut().expect("created above");
+                            chunk_dma(log, &dev, warmup, n).await
+                        }
+                        Backend::SpawnBlocking => {
+                            if logs.spawn_blocking.is_none() {
+                                logs.spawn_blocking = Some(StdLog::create(&path, SHAPES[shape])?);
+                            }
+                            chunk_spawn_blocking(&mut logs.spawn_blocking, &dev, warmup, n).await
+                        }
+                        Backend::Inline => {
+                            if logs.inline.is_none() {
+                                logs.inline = Some(StdLog::create(&path, SHAPES[shape])?);
+                            }
+                            let log = logs.inline.as_mut().expect("created above");
+                            chunk_inline(log, &dev, warmup, n).await
+                        }
+                        Backend::Floor => Err(io::Error::other("(d) runs off the executor")),
+                    }
+                }
+                .await;
+                send(res.map(Reply::Chunk))?;
+            }
+            Cmd::Noop { warmup, n } => {
+                let chunk = chunk_noop_spawn_blocking(warmup, n).await;
+                send(Ok(Reply::Chunk(chunk)))?;
+            }
+            Cmd::Finish => {
+                for (shape, l) in logs.drain(..).enumerate() {
+                    if let Some(dma) = l.dma {
+                        dma.file.close().await?;
+                    }
+                    drop(l.spawn_blocking);
+                    drop(l.inline);
+                    for backend in [Backend::Dma, Backend::SpawnBlocking, Backend::Inline] {
+                        let _ = std::fs::remove_file(dir.join(backend.file_name(shape)));
+                    }
+                }
+                send(Ok(Reply::Done))?;
+                break;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Main-thread handle to the executor running cases (a)-(c).
+struct Executor {
+    cmds: mpsc::Sender<Cmd>,
+    replies: mpsc::Receiver<io::Result<Reply>>,
+    handle: Option<glommio::ExecutorJoinHandle<io::Result<()>>>,
+}
+
+impl Executor {
+    fn start(dir: PathBuf) -> io::Result<(Executor, u64)> {
+        let (cmd_tx, cmd_rx) = mpsc::channel();
+        let (reply_tx, reply_rx) = mpsc::channel();
+        let handle = LocalExecutorBuilder::new(Placement::Unbound)
+            .name("disk-choice")
+            .io_memory(IO_MEMORY)
+            .blocking_thread_pool_placement(PoolPlacement::Unbound(1))
+            .spawn(move || executor_main(dir, cmd_rx, reply_tx))
+            .map_err(io::Error::from)?;
+        let mut ex = Executor {
+            cmds: cmd_tx,
+            replies: reply_rx,
+            handle: Some(handle),
+        };
+        match ex.recv()? {
+            Reply::Ready { alignment } => Ok((ex, alignment)),
+            _ => Err(io::Error::other("unexpected reply")),
+        }
+    }
+
+    /// Surfaces the executor's own error (startup errors come from `join`).
+    fn failure(&mut self) -> io::Error {
+        let Some(handle) = self.handle.take() else {
+            return io::Error::other("executor gone");
+        };
+        let err = match handle.join() {
+            Ok(Ok(())) => "exited early".to_string(),
+            Ok(Err(e)) => e.to_string(),
+            Err(e) => e.to_string(),
+        };
         io::Error::other(format!(
-            "glommio executor failed (io_uring available? RLIMIT_MEMLOCK >= {} KiB?): {e}",
+            "glommio executor failed (needs io_uring and RLIMIT_MEMLOCK >= {} KiB): {err}",
             IO_MEMORY >> 10
         ))
-    })?
+    }
+
+    fn recv(&mut self) -> io::Result<Reply> {
+        match self.replies.recv() {
+            Ok(reply) => reply,
+            Err(_) => Err(self.failure()),
+        }
+    }
+
+    fn call(&mut self, cmd: Cmd) -> io::Result<Reply> {
+        if self.cmds.send(cmd).is_err() {
+            return Err(self.failure());
+        }
+        self.recv()
+    }
+
+    fn chunk(&mut self, cmd: Cmd) -> io::Result<Chunk> {
+        match self.call(cmd)? {
+            Reply::Chunk(c) => Ok(c),
+            _ => Err(io::Error::other("unexpected reply")),
+        }
+    }
+
+    fn finish(mut self) -> io::Result<()> {
+        self.call(Cmd::Finish)?;
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            Some(Err(e)) => Err(io::Error::from(e)),
+            None => Ok(()),
+        }
+    }
 }
 
 /// Removes the scratch directory (and its parent, if empty) even on panic.
@@ -452,8 +665,9 @@ fn fs_type(dir: &Path) -> String {
     let Ok(c) = std::ffi::CString::new(dir.as_os_str().as_encoded_bytes()) else {
         return "?".into();
     };
-    // SAFETY: `c` is a valid NUL-terminated path; `st` is plain old data.
+    // SAFETY: `st` is plain old data that statfs fills in.
     let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: `c` is a valid NUL-terminated path and `st` a valid out pointer.
     if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
         return "?".into();
     }
@@ -463,7 +677,7 @@ fn fs_type(dir: &Path) -> String {
         0x9123_683E => "btrfs".into(),
         0x0102_1994 => "tmpfs".into(),
         0x794C_7630 => "overlayfs".into(),
-        other => format!("0x{other:x}"),
+        other => format!("fs magic 0x{other:x}"),
     }
 }
 
@@ -471,12 +685,12 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn print_row(label: &str, shape: &str, s: &Stats, floor: &Stats) {
+fn print_row(label: &str, s: &Stats, floor: &Stats) {
     let dev = s
         .dev_per_batch
         .map_or_else(|| "-".to_string(), |b| format!("{b:.0}"));
     println!(
-        "{shape:<12} {label:<20} {:>9.0} {:>9} {:>10.1} {:>10.1} {:>10.0} {:>7.2}x {:>7.2}x {:>7.2}x",
+        "  {label:<20} {:>9.0} {:>9} {:>10.1} {:>10.1} {:>10.0} {:>7.2}x {:>7.2}x {:>7.2}x",
         s.written_per_batch,
         dev,
         us(s.median),
@@ -497,47 +711,79 @@ fn main() {
         .filter(|&n| n > 0);
     let cfg = if bench_mode {
         let iters = iters.unwrap_or(2000);
+        let rounds = iters.clamp(1, 20);
         Config {
-            warmup: (iters / 10).max(20),
-            iters,
+            warmup: 100,
+            rewarm: 5,
+            chunk: iters.div_ceil(rounds),
+            rounds,
         }
     } else {
+        let iters = iters.unwrap_or(8);
         Config {
             warmup: 2,
-            iters: iters.unwrap_or(8),
+            rewarm: 1,
+            chunk: iters.div_ceil(2),
+            rounds: 2,
         }
     };
 
     let scratch = scratch_dir().expect("create scratch directory");
     let dir = scratch.dir.clone();
     let dev = DevStat::for_dir(&dir);
+    let (mut ex, alignment) = Executor::start(dir.clone()).expect("start glommio executor");
 
-    let mut rows = Vec::new();
-    let mut alignment = 0;
-    let mut noop = None;
-    for (idx, shape) in SHAPES.iter().copied().enumerate() {
-        let floor = run_floor(&dir.join("floor.log"), shape, cfg, &dev)
-            .expect("(d) std thread floor")
-            .stats();
-        let ex = run_executor_cases(dir.clone(), shape, cfg, idx == 0)
-            .expect("executor cases (a)-(c)");
-        alignment = ex.alignment;
-        if let Some(n) = ex.noop {
-            noop = Some(n.stats());
+    let mut floors: Vec<Option<StdLog>> = SHAPES.iter().map(|_| None).collect();
+    let mut results: Vec<Vec<Chunk>> = SHAPES
+        .iter()
+        .map(|_| BACKENDS.iter().map(|_| Chunk::default()).collect())
+        .collect();
+    let mut turn = 0;
+    for round in 0..cfg.rounds {
+        let warmup = cfg.warmup_for(round);
+        for (s, shape) in SHAPES.iter().enumerate() {
+            for k in 0..BACKENDS.len() {
+                let b = (turn + k) % BACKENDS.len();
+                let backend = BACKENDS[b];
+                let chunk = if backend == Backend::Floor {
+                    let log = floors[s].get_or_insert_with(|| {
+                        StdLog::create(&dir.join(backend.file_name(s)), *shape)
+                            .expect("create (d) log")
+                    });
+                    chunk_floor(log, &dev, warmup, cfg.chunk)
+                } else {
+                    ex.chunk(Cmd::Chunk {
+                        shape: s,
+                        backend,
+                        warmup,
+                        n: cfg.chunk,
+                    })
+                };
+                let chunk =
+                    chunk.unwrap_or_else(|e| panic!("{} {}: {e}", shape.name, backend.label()));
+                results[s][b].merge(chunk);
+            }
+            turn += 1;
         }
-        rows.push((
-            shape,
-            ex.dma.stats(),
-            ex.spawn_blocking.stats(),
-            ex.inline.stats(),
-            floor,
-        ));
     }
+    let noop = ex
+        .chunk(Cmd::Noop {
+            warmup: cfg.warmup,
+            n: cfg.chunk * cfg.rounds,
+        })
+        .expect("spawn_blocking round trip")
+        .stats();
+    ex.finish().expect("shut down executor");
+    drop(floors);
 
     println!();
     println!(
-        "disk_choice: append batch + fdatasync, one batch in flight, {} measured iterations per case after {} warm-up",
-        cfg.iters, cfg.warmup
+        "disk_choice: append one batch + fdatasync, one batch in flight; {} recorded batches per case \
+         ({} rounds x {}, interleaved), after {} warm-up",
+        cfg.chunk * cfg.rounds,
+        cfg.rounds,
+        cfg.chunk,
+        cfg.warmup
     );
     println!(
         "  dir {} ({}), DmaFile alignment {alignment} B, glommio io_memory {} KiB, 1 blocking-pool thread",
@@ -546,12 +792,12 @@ fn main() {
         IO_MEMORY >> 10,
     );
     println!(
-        "  kernel B/batch = bytes handed to write(); device B/batch = sectors written on the whole device / batches (noisy)"
+        "  kernel B = bytes passed to write() per batch; device B = device sectors written per batch \
+         (whole device, incl. journal; noisy)"
     );
     println!();
     println!(
-        "{:<12} {:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}",
-        "batch",
+        "  {:<20} {:>9} {:>9} {:>10} {:>10} {:>10} {:>8} {:>8} {:>8}",
         "backend",
         "kernel B",
         "device B",
@@ -562,21 +808,22 @@ fn main() {
         "p99/(d)",
         "rate/(d)"
     );
-    for (shape, dma, sb, inline, floor) in &rows {
-        let name = format!("{} ({} B)", shape.name, shape.bytes());
-        println!("{name}");
-        print_row("(a) DmaFile", "", dma, floor);
-        print_row("(b) spawn_blocking", "", sb, floor);
-        print_row("(c) inline std", "", inline, floor);
-        print_row("(d) std thread", "", floor, floor);
+    let floor_idx = BACKENDS
+        .iter()
+        .position(|&b| b == Backend::Floor)
+        .expect("floor backend");
+    for (shape, chunks) in SHAPES.iter().zip(results) {
+        println!("{} ({} B per batch)", shape.name, shape.bytes());
+        let stats: Vec<Stats> = chunks.into_iter().map(Chunk::stats).collect();
+        for (backend, s) in BACKENDS.iter().zip(&stats) {
+            print_row(backend.label(), s, &stats[floor_idx]);
+        }
     }
-    if let Some(n) = noop {
-        println!();
-        println!(
-            "spawn_blocking(no-op) round trip: median {:.1} us, p99 {:.1} us",
-            us(n.median),
-            us(n.p99)
-        );
-    }
+    println!();
+    println!(
+        "spawn_blocking(no-op) round trip: median {:.1} us, p99 {:.1} us",
+        us(noop.median),
+        us(noop.p99)
+    );
     drop(scratch);
 }

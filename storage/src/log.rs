@@ -5,8 +5,7 @@ use crate::disk::{Disk, DiskFile};
 use crate::error::{Result, StorageError};
 use crate::frame::{decode_frame, encode_frame, FRAME_PAYLOAD_BYTES_MAX};
 use crate::segment::{
-    parse_segment_file_name, scan_segment, segment_file_name, SegmentHeader, FLAG_BASE,
-    SEGMENT_HEADER_BYTES,
+    parse_segment_file_name, scan_segment, segment_file_name, SegmentHeader, SEGMENT_HEADER_BYTES,
 };
 use std::path::{Path, PathBuf};
 
@@ -100,6 +99,7 @@ pub struct Log<D: Disk> {
     options: LogOptions,
     segments: Vec<Segment<D::File>>,
     buf: Vec<u8>,
+    epoch: u32,
     failed: Option<String>,
 }
 
@@ -115,16 +115,17 @@ impl<D: Disk> Log<D> {
             options,
             segments: Vec::new(),
             buf: Vec::new(),
+            epoch: 0,
             failed: None,
         };
         let found = log.list_segments(&mut recovery)?;
-        let found = log.drop_before_base(found, &mut recovery)?;
+        let found = log.drop_older_epochs(found, &mut recovery)?;
         let count = found.len();
         for (i, (path, header, bytes)) in found.into_iter().enumerate() {
             log.recover_segment(path, header, bytes, i + 1 == count, &mut recovery)?;
         }
         if log.segments.is_empty() {
-            log.create_segment(1, FLAG_BASE)?;
+            log.create_segment(1)?;
         }
         Ok((log, recovery))
     }
@@ -172,24 +173,21 @@ impl<D: Disk> Log<D> {
         Ok(found)
     }
 
-    /// Removes the segments before the newest BASE segment (leftovers of an interrupted reset).
-    fn drop_before_base(
-        &self,
-        mut found: Vec<(PathBuf, SegmentHeader, Vec<u8>)>,
+    /// Keeps only the segments of the highest epoch, removing the others (leftovers of an interrupted reset).
+    fn drop_older_epochs(
+        &mut self,
+        found: Vec<(PathBuf, SegmentHeader, Vec<u8>)>,
         recovery: &mut LogRecovery,
     ) -> Result<Vec<(PathBuf, SegmentHeader, Vec<u8>)>> {
-        let Some(base) = found.iter().rposition(|(_, h, _)| h.is_base()) else {
-            return Ok(found);
-        };
-        if base == 0 {
-            return Ok(found);
+        self.epoch = found.iter().map(|(_, h, _)| h.epoch).max().unwrap_or(0);
+        let (kept, stale): (Vec<_>, Vec<_>) = found.into_iter().partition(|(_, h, _)| h.epoch == self.epoch);
+        for (path, _, _) in &stale {
+            self.remove(path)?;
+            recovery.removed.push(path.clone());
         }
-        let kept = found.split_off(base);
-        for (path, _, _) in found {
-            self.remove(&path)?;
-            recovery.removed.push(path);
+        if !stale.is_empty() {
+            self.sync_dir()?;
         }
-        self.sync_dir()?;
         Ok(kept)
     }
 
@@ -273,10 +271,14 @@ impl<D: Disk> Log<D> {
 
     /// Writes a new empty segment starting at `first_index` through a temporary file and a rename, so it appears
     /// whole or not at all, and makes it durable.
-    fn create_segment(&mut self, first_index: u64, flags: u32) -> Result<()> {
+    fn create_segment(&mut self, first_index: u64) -> Result<()> {
         let path = self.dir.join(segment_file_name(first_index));
         let tmp = self.dir.join(format!("{}.tmp", segment_file_name(first_index)));
-        let header = SegmentHeader { flags, first_index }.encode();
+        let header = SegmentHeader {
+            epoch: self.epoch,
+            first_index,
+        }
+        .encode();
         let mut file = self
             .disk
             .create_file(&tmp)
@@ -360,7 +362,7 @@ impl<D: Disk> Log<D> {
         let last = self.last_segment();
         if last.end >= self.options.segment_bytes_max && !last.offsets.is_empty() {
             let next = last.next_index();
-            self.create_segment(next, 0)?;
+            self.create_segment(next)?;
         }
         self.buf.clear();
         let seg_end = self.last_segment().end;
@@ -525,21 +527,18 @@ impl<D: Disk> Log<D> {
         if next_index == 0 {
             return Err(StorageError::Usage("reset to index 0".to_string()));
         }
-        let mut removed_any = false;
-        while self.segments.last().is_some_and(|s| s.first_index > next_index) {
-            let seg = self.segments.pop().expect("checked");
-            self.remove(&seg.path)?;
-            removed_any = true;
-        }
-        if removed_any {
-            self.sync_dir()?;
-        }
-        if self.segments.last().is_some_and(|s| s.first_index == next_index) {
-            self.segments.pop();
-        }
         let older = std::mem::take(&mut self.segments);
-        self.create_segment(next_index, FLAG_BASE)?;
-        for seg in older {
+        let replaced = self.dir.join(segment_file_name(next_index));
+        self.epoch = self.epoch.checked_add(1).ok_or_else(|| {
+            self.failed = Some("epoch overflow".to_string());
+            StorageError::Usage("the log's epoch counter is exhausted".to_string())
+        })?;
+        if let Err(e) = self.create_segment(next_index) {
+            self.failed = Some(e.to_string());
+            self.segments = older;
+            return Err(e);
+        }
+        for seg in older.iter().filter(|s| s.path != replaced) {
             self.remove(&seg.path)?;
         }
         self.sync_dir()

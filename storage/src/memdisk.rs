@@ -41,6 +41,7 @@ struct MemState {
     dirs: BTreeSet<PathBuf>,
     locks: BTreeSet<PathBuf>,
     stats: MemDiskStats,
+    calls_left: Option<u64>,
 }
 
 #[derive(Clone, Debug)]
@@ -113,6 +114,18 @@ fn not_found(path: &Path) -> io::Error {
 }
 
 impl MemState {
+    /// Counts one mutating call against [`MemDisk::power_cut_after`]; fails once the budget is spent.
+    fn tick(&mut self) -> io::Result<()> {
+        match self.calls_left {
+            Some(0) => Err(io::Error::other("simulated power loss")),
+            Some(n) => {
+                self.calls_left = Some(n - 1);
+                Ok(())
+            }
+            None => Ok(()),
+        }
+    }
+
     fn id_of(&self, path: &Path) -> io::Result<u64> {
         self.names.get(path).copied().ok_or_else(|| not_found(path))
     }
@@ -163,28 +176,34 @@ impl DiskFile for MemFile {
 
     fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()> {
         self.with(|state, img| {
+            state.tick()?;
             state.stats.writes += 1;
             write_into(&mut img.live, offset, buf);
             img.pending.push(FileOp::Write {
                 offset,
                 data: buf.to_vec(),
             });
-        })
+            Ok(())
+        })?
     }
 
     fn set_len(&mut self, len: u64) -> io::Result<()> {
-        self.with(|_, img| {
+        self.with(|state, img| {
+            state.tick()?;
             img.live.resize(len as usize, 0);
             img.pending.push(FileOp::SetLen(len));
-        })
+            Ok(())
+        })?
     }
 
     fn sync_data(&mut self) -> io::Result<()> {
         self.with(|state, img| {
+            state.tick()?;
             state.stats.file_syncs += 1;
             img.durable = img.live.clone();
             img.pending.clear();
-        })
+            Ok(())
+        })?
     }
 }
 
@@ -235,6 +254,7 @@ impl Disk for MemDisk {
     fn create_file(&self, path: &Path) -> io::Result<MemFile> {
         let mut state = self.state.lock();
         state.check_dir(path)?;
+        state.tick()?;
         if let Ok(id) = state.id_of(path) {
             drop(state);
             let mut file = MemFile {
@@ -261,6 +281,7 @@ impl Disk for MemDisk {
     fn remove_file(&self, path: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
         state.id_of(path)?;
+        state.tick()?;
         state.names.remove(path);
         state.dir_ops.push(DirOp::Unlink {
             path: path.to_path_buf(),
@@ -272,6 +293,7 @@ impl Disk for MemDisk {
         let mut state = self.state.lock();
         let id = state.id_of(from)?;
         state.check_dir(to)?;
+        state.tick()?;
         state.names.remove(from);
         state.names.insert(to.to_path_buf(), id);
         state.dir_ops.push(DirOp::Rename {
@@ -284,6 +306,7 @@ impl Disk for MemDisk {
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
         let mut state = self.state.lock();
+        state.tick()?;
         state.stats.dir_syncs += 1;
         let ops = std::mem::take(&mut state.dir_ops);
         let (now, later): (Vec<DirOp>, Vec<DirOp>) = ops.into_iter().partition(|op| op.dir() == dir);
@@ -354,6 +377,7 @@ impl MemDisk {
                 dirs: state.dirs.clone(),
                 locks: BTreeSet::new(),
                 stats: MemDiskStats::default(),
+                calls_left: None,
             })),
         }
     }
@@ -390,6 +414,13 @@ impl MemDisk {
             *b ^= mask;
         }
         true
+    }
+
+    /// Cuts the power after `calls` more mutating calls (writes, truncations, syncs, creates, renames, removes):
+    /// from then on every mutating call fails with "simulated power loss" and changes nothing, as if the process
+    /// died there. [`MemDisk::crash`] then gives the disk a restarted process finds.
+    pub fn power_cut_after(&self, calls: u64) {
+        self.state.lock().calls_left = Some(calls);
     }
 
     /// The counters of calls made so far.

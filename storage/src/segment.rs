@@ -8,30 +8,23 @@ pub const SEGMENT_HEADER_BYTES: usize = 32;
 pub const SEGMENT_MAGIC: &[u8; 8] = b"CRNLOG01";
 /// The segment format version this code writes and reads.
 pub const SEGMENT_VERSION: u32 = 1;
-/// Header flag: this segment starts a fresh log; older segments are leftovers of a reset.
-pub const FLAG_BASE: u32 = 1;
 
 /// A decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
-    /// Header flags ([`FLAG_BASE`]).
-    pub flags: u32,
+    /// The log's epoch: a reset starts a new epoch, and recovery keeps only the segments of the highest one.
+    pub epoch: u32,
     /// The index of the first frame this segment holds or will hold.
     pub first_index: u64,
 }
 
 impl SegmentHeader {
-    /// True when the segment starts a fresh log.
-    pub fn is_base(&self) -> bool {
-        self.flags & FLAG_BASE != 0
-    }
-
     /// The header's 32 bytes.
     pub fn encode(&self) -> [u8; SEGMENT_HEADER_BYTES] {
         let mut b = [0u8; SEGMENT_HEADER_BYTES];
         b[0..8].copy_from_slice(SEGMENT_MAGIC);
         b[8..12].copy_from_slice(&SEGMENT_VERSION.to_le_bytes());
-        b[12..16].copy_from_slice(&self.flags.to_le_bytes());
+        b[12..16].copy_from_slice(&self.epoch.to_le_bytes());
         b[16..24].copy_from_slice(&self.first_index.to_le_bytes());
         let crc = crc32fast::hash(&b[0..28]);
         b[28..32].copy_from_slice(&crc.to_le_bytes());
@@ -65,7 +58,7 @@ impl SegmentHeader {
             return Err("segment first index is 0".to_string());
         }
         Ok(SegmentHeader {
-            flags: read_u32(bytes, 12),
+            epoch: read_u32(bytes, 12),
             first_index,
         })
     }
@@ -163,7 +156,7 @@ mod tests {
 
     fn segment(first: u64, n: u64) -> Vec<u8> {
         let mut b = SegmentHeader {
-            flags: FLAG_BASE,
+            epoch: 3,
             first_index: first,
         }
         .encode()
@@ -177,7 +170,7 @@ mod tests {
     #[test]
     fn header_round_trip_and_names() {
         let h = SegmentHeader {
-            flags: FLAG_BASE,
+            epoch: 3,
             first_index: 42,
         };
         assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));

@@ -1,0 +1,178 @@
+//! Command-line dispatch. The binary behaves the same whether invoked as `cairn` or `consul`
+//! (argv\[0\]'s basename only changes the program name shown in usage text).
+
+use crate::agent;
+use crate::config::flags::{self, FlagError};
+use crate::config::{AgentConfig, ConfigError, AGENT_FLAGS};
+use crate::ui;
+use std::ffi::{OsStr, OsString};
+use std::path::Path;
+
+/// The Raft/Serf protocol line `consul version` prints.
+pub const PROTOCOL_LINE: &str = "Protocol 2 spoken by default, understands 2 to 3 (agent will \
+     automatically use protocol >2 when speaking to compatible agents)";
+
+/// The commands, with the one-line help shown in usage.
+const COMMANDS: &[(&str, &str)] = &[
+    ("agent", "Runs a Cairn agent"),
+    ("version", "Prints the Cairn version"),
+];
+
+/// The program name to show for an argv\[0\]: `consul` when invoked through a name `consul`,
+/// otherwise `cairn`.
+pub fn program_name(argv0: &OsStr) -> &'static str {
+    match Path::new(argv0).file_name().and_then(OsStr::to_str) {
+        Some("consul") => "consul",
+        _ => "cairn",
+    }
+}
+
+/// The `version` output: `Cairn v<version>` and the protocol line.
+pub fn version_text() -> String {
+    format!("Cairn v{}\n{PROTOCOL_LINE}", env!("CARGO_PKG_VERSION"))
+}
+
+fn usage_text(program: &str) -> String {
+    let mut text = format!(
+        "Usage: {program} [--version] [--help] <command> [<args>]\n\nAvailable commands are:"
+    );
+    for (name, help) in COMMANDS {
+        text.push_str(&format!("\n    {name:<14} {help}"));
+    }
+    text
+}
+
+fn agent_help(program: &str) -> String {
+    format!(
+        "Usage: {program} agent [options]\n\n  Starts the Cairn agent and runs until an interrupt \
+         is received. The\n  agent represents a single node in a cluster.\n\nOptions:\n\n{}",
+        flags::usage(AGENT_FLAGS)
+    )
+}
+
+/// Runs the command line `args` (argv\[0\] first) and returns the process exit code.
+pub fn run(args: Vec<OsString>) -> i32 {
+    let program = args.first().map_or("cairn", |argv0| program_name(argv0));
+    let mut strings = Vec::with_capacity(args.len().saturating_sub(1));
+    for arg in args.iter().skip(1) {
+        match arg.to_str() {
+            Some(s) => strings.push(s.to_string()),
+            None => {
+                ui::error(&format!(
+                    "argument is not valid UTF-8: {}",
+                    arg.to_string_lossy()
+                ));
+                return 1;
+            }
+        }
+    }
+    let Some((command, rest)) = strings.split_first() else {
+        ui::error(&usage_text(program));
+        return 1;
+    };
+    match command.as_str() {
+        "version" | "-v" | "-version" | "--version" => version(rest),
+        "-h" | "-help" | "--help" => {
+            ui::error(&usage_text(program));
+            0
+        }
+        "agent" => agent_command(program, rest),
+        other => {
+            ui::error(&format!("Unknown command: {other:?}"));
+            ui::error(&usage_text(program));
+            1
+        }
+    }
+}
+
+fn version(args: &[String]) -> i32 {
+    match flags::parse(&[], args) {
+        Ok(parsed) if parsed.rest.is_empty() => {
+            ui::output(&version_text());
+            0
+        }
+        Ok(parsed) => {
+            ui::error(&format!("unexpected arguments: {}", parsed.rest.join(" ")));
+            1
+        }
+        Err(FlagError::Help) => {
+            ui::error("Usage: version\n\n  Prints the version of this binary.");
+            0
+        }
+        Err(error) => {
+            ui::error(&error.to_string());
+            1
+        }
+    }
+}
+
+fn agent_command(program: &str, args: &[String]) -> i32 {
+    let config = match AgentConfig::from_args(args, hostname().as_deref()) {
+        Ok(config) => config,
+        Err(ConfigError::Flag(FlagError::Help)) => {
+            ui::error(&agent_help(program));
+            return 0;
+        }
+        Err(ConfigError::Flag(error)) => {
+            // Go's flag package prints the error, then the usage.
+            ui::error(&error.to_string());
+            ui::error(&agent_help(program));
+            return 1;
+        }
+        Err(error) => {
+            ui::error(&format!("==> {error}"));
+            return 1;
+        }
+    };
+    match agent::run(&config) {
+        Ok(()) => 0,
+        Err(error) => {
+            ui::error(&format!("==> Error starting agent: {error}"));
+            1
+        }
+    }
+}
+
+/// The kernel's host name, if it can be read.
+fn hostname() -> Option<String> {
+    let mut buffer = [0u8; 256];
+    // SAFETY: the buffer is writable and its length is passed; the result is NUL-terminated when
+    // it fits, and we stop at the first NUL or the buffer end.
+    let rc = unsafe { libc::gethostname(buffer.as_mut_ptr().cast(), buffer.len()) };
+    if rc != 0 {
+        return None;
+    }
+    let end = buffer.iter().position(|&b| b == 0).unwrap_or(buffer.len());
+    let name = std::str::from_utf8(&buffer[..end]).ok()?.trim();
+    (!name.is_empty()).then(|| name.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn program_name_follows_the_basename() {
+        assert_eq!(program_name(OsStr::new("/usr/local/bin/consul")), "consul");
+        assert_eq!(program_name(OsStr::new("consul")), "consul");
+        assert_eq!(program_name(OsStr::new("/opt/cairn/bin/cairn")), "cairn");
+        assert_eq!(program_name(OsStr::new("")), "cairn");
+    }
+
+    #[test]
+    fn version_has_consuls_shape() {
+        let text = version_text();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines[0], format!("Cairn v{}", env!("CARGO_PKG_VERSION")));
+        assert!(lines[1].starts_with("Protocol 2 spoken by default, understands 2 to 3"));
+    }
+
+    #[test]
+    fn usage_lists_every_command() {
+        let text = usage_text("consul");
+        assert!(text.starts_with("Usage: consul [--version]"));
+        for (name, _) in COMMANDS {
+            assert!(text.contains(&format!("    {name} ")), "{name} missing");
+        }
+    }
+}
