@@ -9,7 +9,9 @@
 
 mod common;
 
-use cairn_storage::{DataDir, Disk, Entry, EntryRef, HardState, Log, LogOptions, MemDisk, StorageError};
+use cairn_storage::{
+    DataDir, Disk, Entry, EntryRef, HardState, Log, LogOptions, MemDisk, StorageError,
+};
 use common::{seeds, Rng};
 use std::path::Path;
 
@@ -46,7 +48,9 @@ impl Model {
     }
 
     fn get(&self, index: u64) -> Option<&Entry> {
-        index.checked_sub(self.first).and_then(|i| self.entries.get(i as usize))
+        index
+            .checked_sub(self.first)
+            .and_then(|i| self.entries.get(i as usize))
     }
 }
 
@@ -101,16 +105,22 @@ fn step(rng: &mut Rng, o: &mut Open, model: &mut Model) -> Result<(), InFlight> 
                 payload: &e.payload,
             })
             .collect();
-        o.log.append(&refs).map_err(|_| InFlight::Append(batch.clone()))?;
+        o.log
+            .append(&refs)
+            .map_err(|_| InFlight::Append(batch.clone()))?;
         model.entries.extend(batch);
     } else if roll < 76 {
         let lo = first.max(last.saturating_sub(24));
         let at = lo + rng.below(last + 2 - lo);
-        o.log.truncate_from(at).map_err(|_| InFlight::Truncate(at))?;
+        o.log
+            .truncate_from(at)
+            .map_err(|_| InFlight::Truncate(at))?;
         model.entries.truncate((at - model.first) as usize);
     } else if roll < 82 {
         let through = first + rng.below(last + 1 - first.min(last + 1) + 1);
-        o.log.purge_through(through).map_err(|_| InFlight::Purge(through))?;
+        o.log
+            .purge_through(through)
+            .map_err(|_| InFlight::Purge(through))?;
         let new_first = o.log.first_index();
         model.entries.drain(..(new_first - model.first) as usize);
         model.first = new_first;
@@ -158,21 +168,33 @@ fn check(o: &Open, model: &Model, inflight: &InFlight) -> Result<Model, String> 
                 _ => None,
             });
             if expected != Some(e) {
-                return Err(format!("entry {} served differs from what was written", e.index));
+                return Err(format!(
+                    "entry {} served differs from what was written",
+                    e.index
+                ));
             }
         }
     }
     let term = o.meta.state().term;
     let meta_ok = term == model.term || matches!(inflight, InFlight::Meta(t) if *t == term);
     if !meta_ok {
-        return Err(format!("hard state term {term}, acknowledged {}", model.term));
+        return Err(format!(
+            "hard state term {term}, acknowledged {}",
+            model.term
+        ));
     }
-    let snap = o.snaps.load_latest().map_err(|e| format!("loading the snapshot: {e}"))?;
+    let snap = o
+        .snaps
+        .load_latest()
+        .map_err(|e| format!("loading the snapshot: {e}"))?;
     let snap_index = snap.as_ref().map(|s| s.header.index);
     let snap_ok = snap_index == model.snapshot_index
         || matches!(inflight, InFlight::Snapshot(i) if snap_index == Some(*i));
     if !snap_ok {
-        return Err(format!("snapshot {snap_index:?}, acknowledged {:?}, in flight {inflight:?}", model.snapshot_index));
+        return Err(format!(
+            "snapshot {snap_index:?}, acknowledged {:?}, in flight {inflight:?}",
+            model.snapshot_index
+        ));
     }
     if let Some(s) = &snap {
         if s.payload.as_slice() != snapshot_payload(s.header.index).as_slice() {
@@ -187,13 +209,21 @@ fn check(o: &Open, model: &Model, inflight: &InFlight) -> Result<Model, String> 
     })
 }
 
-fn check_log_bounds(first: u64, last: u64, model: &Model, inflight: &InFlight) -> Result<(), String> {
+fn check_log_bounds(
+    first: u64,
+    last: u64,
+    model: &Model,
+    inflight: &InFlight,
+) -> Result<(), String> {
     let (first_ok, last_ok) = match inflight {
         InFlight::Append(batch) => (
             first == model.first,
             (model.last()..=model.last() + batch.len() as u64).contains(&last),
         ),
-        InFlight::Truncate(at) => (first == model.first, (at - 1..=model.last()).contains(&last)),
+        InFlight::Truncate(at) => (
+            first == model.first,
+            (at - 1..=model.last()).contains(&last),
+        ),
         InFlight::Purge(through) => (
             (model.first..=(*through + 1).max(model.first)).contains(&first),
             last == model.last(),
@@ -248,7 +278,10 @@ fn crash_points_lose_no_synced_entry_and_serve_no_corrupt_one() {
         crashes += ROUNDS_PER_SEED;
     }
     assert!(crashes >= seeds.len() * ROUNDS_PER_SEED);
-    eprintln!("{} seeds, {crashes} crash points, all recovered", seeds.len());
+    eprintln!(
+        "{} seeds, {crashes} crash points, all recovered",
+        seeds.len()
+    );
 }
 
 #[test]
@@ -261,12 +294,20 @@ fn power_cut_mid_append_can_tear_the_write() {
         let (mut log, _) = Log::open(disk.clone(), Path::new("/l"), OPTIONS).unwrap();
         let payload = vec![7u8; 100];
         for i in 1..=5u64 {
-            let e = EntryRef { index: i, term: 1, payload: &payload };
+            let e = EntryRef {
+                index: i,
+                term: 1,
+                payload: &payload,
+            };
             log.append(&[e]).unwrap();
         }
         disk.power_cut_after(1); // the write happens, its fdatasync does not
         let batch: Vec<EntryRef<'_>> = (6..=9u64)
-            .map(|index| EntryRef { index, term: 1, payload: &payload })
+            .map(|index| EntryRef {
+                index,
+                term: 1,
+                payload: &payload,
+            })
             .collect();
         assert!(log.append(&batch).is_err());
         let mut rng = Rng::new(seed);

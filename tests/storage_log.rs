@@ -25,7 +25,12 @@ fn filled_log(n: u64) -> (MemDisk, Log<MemDisk>) {
     let (mut log, _) = Log::open(disk.clone(), dir(), SMALL).unwrap();
     for i in 1..=n {
         let p = payload(i);
-        log.append(&[EntryRef { index: i, term: 1 + i / 10, payload: &p }]).unwrap();
+        log.append(&[EntryRef {
+            index: i,
+            term: 1 + i / 10,
+            payload: &p,
+        }])
+        .unwrap();
     }
     (disk, log)
 }
@@ -37,7 +42,11 @@ fn payload(i: u64) -> Vec<u8> {
 fn segment_paths(disk: &MemDisk) -> Vec<PathBuf> {
     let mut names = disk.list_dir(dir()).unwrap();
     names.sort();
-    names.into_iter().filter(|n| n.ends_with(".seg")).map(|n| dir().join(n)).collect()
+    names
+        .into_iter()
+        .filter(|n| n.ends_with(".seg"))
+        .map(|n| dir().join(n))
+        .collect()
 }
 
 fn reopen(disk: &MemDisk) -> Result<Log<MemDisk>, StorageError> {
@@ -49,18 +58,35 @@ fn bit_flips_in_sealed_segments_are_startup_errors_naming_file_and_offset() {
     for seed in seeds("FLIP", 300) {
         let (disk, _log) = filled_log(60);
         let paths = segment_paths(&disk);
-        assert!(paths.len() >= 3, "want several segments, got {}", paths.len());
+        assert!(
+            paths.len() >= 3,
+            "want several segments, got {}",
+            paths.len()
+        );
         let mut rng = Rng::new(seed);
         let victim = &paths[rng.below(paths.len() as u64 - 1) as usize];
         let len = disk.file_bytes(victim).unwrap().len() as u64;
         let offset = rng.below(len);
         assert!(disk.flip_bit(victim, offset, rng.below(8) as u8));
-        let err = reopen(&disk).err().unwrap_or_else(|| panic!("FLIP_SEED={seed}: flip at {offset} undetected"));
+        let err = reopen(&disk)
+            .err()
+            .unwrap_or_else(|| panic!("FLIP_SEED={seed}: flip at {offset} undetected"));
         let text = err.to_string();
         assert!(err.is_corruption(), "FLIP_SEED={seed}: {text}");
-        assert!(text.contains(&victim.display().to_string()), "FLIP_SEED={seed}: {text}");
-        let StorageError::Corrupt { offset: reported, .. } = err else { unreachable!() };
-        assert!(reported <= offset, "FLIP_SEED={seed}: reported {reported} after the flip at {offset}");
+        assert!(
+            text.contains(&victim.display().to_string()),
+            "FLIP_SEED={seed}: {text}"
+        );
+        let StorageError::Corrupt {
+            offset: reported, ..
+        } = err
+        else {
+            unreachable!()
+        };
+        assert!(
+            reported <= offset,
+            "FLIP_SEED={seed}: reported {reported} after the flip at {offset}"
+        );
     }
 }
 
@@ -80,7 +106,11 @@ fn bit_flip_in_the_last_frame_is_truncated_as_a_torn_tail() {
         assert_eq!(log.last_index(), 59, "TAILFLIP_SEED={seed}");
         let torn = recovery.torn_tail.expect("a torn tail is reported");
         assert_eq!((torn.offset, torn.bytes_dropped), (frame_start, frame_len));
-        assert_eq!(disk.file_bytes(&last).unwrap().len() as u64, frame_start, "the file is cut");
+        assert_eq!(
+            disk.file_bytes(&last).unwrap().len() as u64,
+            frame_start,
+            "the file is cut"
+        );
         let entries = log.read(1, 60, u64::MAX).unwrap();
         assert!(entries.iter().all(|e| e.payload == payload(e.index)));
     }
@@ -93,9 +123,15 @@ fn bit_flip_mid_last_segment_with_valid_frames_after_is_an_error() {
     drop(log);
     // Damage the first frame of the last segment: valid frames follow, so this is not a torn tail.
     assert!(disk.flip_bit(&last, SEGMENT_HEADER_BYTES as u64 + 10, 3));
-    let err = reopen(&disk).err().expect("damage before valid frames is an error");
+    let err = reopen(&disk)
+        .err()
+        .expect("damage before valid frames is an error");
     assert!(err.to_string().contains("a valid frame follows"), "{err}");
-    assert!(err.to_string().contains(&format!("at offset {SEGMENT_HEADER_BYTES}")), "{err}");
+    assert!(
+        err.to_string()
+            .contains(&format!("at offset {SEGMENT_HEADER_BYTES}")),
+        "{err}"
+    );
 }
 
 #[test]
@@ -116,17 +152,30 @@ fn real_files_name_the_path_and_offset_of_damage() {
         let (mut log, _) = Log::open(FileDisk, &tmp.0, opts).unwrap();
         for i in 1..=40 {
             let p = payload(i);
-            log.append(&[EntryRef { index: i, term: 1, payload: &p }]).unwrap();
+            log.append(&[EntryRef {
+                index: i,
+                term: 1,
+                payload: &p,
+            }])
+            .unwrap();
         }
     }
-    let mut names: Vec<_> = std::fs::read_dir(&tmp.0).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut names: Vec<_> = std::fs::read_dir(&tmp.0)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     names.sort();
     let victim = &names[0];
     let mut bytes = std::fs::read(victim).unwrap();
     bytes[SEGMENT_HEADER_BYTES + 24 + 5] ^= 0x40;
     std::fs::write(victim, &bytes).unwrap();
-    let err = Log::open(FileDisk, &tmp.0, opts).err().expect("corruption is detected");
-    let want = format!("corrupt log segment {} at offset {SEGMENT_HEADER_BYTES}: frame CRC mismatch", victim.display());
+    let err = Log::open(FileDisk, &tmp.0, opts)
+        .err()
+        .expect("corruption is detected");
+    let want = format!(
+        "corrupt log segment {} at offset {SEGMENT_HEADER_BYTES}: frame CRC mismatch",
+        victim.display()
+    );
     assert!(err.to_string().starts_with(&want), "{err}");
 }
 
@@ -135,7 +184,13 @@ fn append_is_one_write_and_one_sync_per_batch_and_segments_roll() {
     let disk = MemDisk::new();
     let (mut log, _) = Log::open(disk.clone(), dir(), SMALL).unwrap();
     let p = vec![1u8; 100];
-    let batch: Vec<EntryRef<'_>> = (1..=8).map(|index| EntryRef { index, term: 1, payload: &p }).collect();
+    let batch: Vec<EntryRef<'_>> = (1..=8)
+        .map(|index| EntryRef {
+            index,
+            term: 1,
+            payload: &p,
+        })
+        .collect();
     let before = disk.stats();
     log.append(&batch).unwrap();
     let after = disk.stats();
@@ -143,13 +198,27 @@ fn append_is_one_write_and_one_sync_per_batch_and_segments_roll() {
     assert_eq!(after.file_syncs - before.file_syncs, 1);
     assert_eq!(after.dir_syncs, before.dir_syncs);
     // The segment is now over 1 KiB: the next append starts a new segment first.
-    let e = EntryRef { index: 9, term: 2, payload: &p };
+    let e = EntryRef {
+        index: 9,
+        term: 2,
+        payload: &p,
+    };
     log.append(&[e]).unwrap();
     assert_eq!(log.segment_count(), 2);
     assert_eq!(log.term(9), Some(2));
     assert_eq!(log.term(8), Some(1));
-    let err = log.append(&[EntryRef { index: 11, term: 2, payload: &p }]).unwrap_err();
-    assert!(err.to_string().contains("append of index 11 where 10 was expected"), "{err}");
+    let err = log
+        .append(&[EntryRef {
+            index: 11,
+            term: 2,
+            payload: &p,
+        }])
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("append of index 11 where 10 was expected"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -163,7 +232,11 @@ fn reads_span_segments_and_honour_the_byte_budget() {
         assert_eq!(Some(e.term), log.term(e.index));
     }
     let some = log.read(10, 101, 200).unwrap();
-    assert!(!some.is_empty() && some.len() < 10, "{} entries", some.len());
+    assert!(
+        !some.is_empty() && some.len() < 10,
+        "{} entries",
+        some.len()
+    );
     assert_eq!(some[0].index, 10);
     assert_eq!(log.read(50, 51, 0).unwrap().len(), 1, "at least one entry");
     assert!(log.read(0, 5, 10).is_err());
@@ -178,7 +251,12 @@ fn truncate_purge_and_reset_survive_reopen() {
     assert_eq!(log.last_index(), 70);
     assert!(log.segment_count() < segments);
     let p = b"after truncation".to_vec();
-    log.append(&[EntryRef { index: 71, term: 9, payload: &p }]).unwrap();
+    log.append(&[EntryRef {
+        index: 71,
+        term: 9,
+        payload: &p,
+    }])
+    .unwrap();
     log.purge_through(40).unwrap();
     let first = log.first_index();
     assert!(first > 1 && first <= 41, "first {first}");
@@ -191,7 +269,12 @@ fn truncate_purge_and_reset_survive_reopen() {
     // Reset below the current first index: the log starts again empty at 5.
     log.reset(5).unwrap();
     assert_eq!((log.first_index(), log.last_index()), (5, 4));
-    log.append(&[EntryRef { index: 5, term: 10, payload: &p }]).unwrap();
+    log.append(&[EntryRef {
+        index: 5,
+        term: 10,
+        payload: &p,
+    }])
+    .unwrap();
     let disk = disk.crash_losing_unsynced();
     let log = reopen(&disk).unwrap();
     assert_eq!((log.first_index(), log.last_index()), (5, 5));
@@ -206,10 +289,15 @@ fn truncate_purge_and_reset_survive_reopen() {
 fn a_data_dir_can_be_opened_by_one_holder_only() {
     let tmp = TempDir::new("lock");
     let held = DataDir::open(FileDisk, &tmp.0).unwrap();
-    let err = DataDir::open(FileDisk, &tmp.0).err().expect("second open fails");
+    let err = DataDir::open(FileDisk, &tmp.0)
+        .err()
+        .expect("second open fails");
     let text = err.to_string();
     assert!(text.contains("is locked by another process"), "{text}");
-    assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    assert!(
+        text.contains(&format!("pid {}", std::process::id())),
+        "{text}"
+    );
     drop(held);
     DataDir::open(FileDisk, &tmp.0).expect("free again after the holder goes");
 }
@@ -227,7 +315,14 @@ fn snapshots_round_trip_aligned_keep_the_newest_and_reject_damage() {
     let names: Vec<u64> = store.list().unwrap().iter().map(|(i, _, _)| *i).collect();
     assert_eq!(names, vec![20, 30], "keeps the newest two");
     let snap = store.load_latest().unwrap().unwrap();
-    assert_eq!((snap.header.index, snap.header.term, snap.header.payload_format), (30, 2, 7));
+    assert_eq!(
+        (
+            snap.header.index,
+            snap.header.term,
+            snap.header.payload_format
+        ),
+        (30, 2, 7)
+    );
     assert_eq!(snap.meta, vec![9u8; 17]);
     assert_eq!(snap.payload.as_slice(), payload(30).as_slice());
     assert_eq!(snap.payload.as_ptr() as usize % 16, 0);
@@ -239,18 +334,35 @@ fn snapshots_round_trip_aligned_keep_the_newest_and_reject_damage() {
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
     let err = store.load_latest().err().expect("damage detected");
-    assert!(err.to_string().contains(&format!("corrupt snapshot {} at offset 64: body CRC mismatch", path.display())), "{err}");
+    assert!(
+        err.to_string().contains(&format!(
+            "corrupt snapshot {} at offset 64: body CRC mismatch",
+            path.display()
+        )),
+        "{err}"
+    );
     // Cut the file: the header's lengths no longer match.
     bytes[last] ^= 1;
     std::fs::write(&path, &bytes[..bytes.len() - 3]).unwrap();
     let err = store.load_latest().err().expect("short file detected");
-    assert!(err.to_string().contains("do not match the file size"), "{err}");
+    assert!(
+        err.to_string().contains("do not match the file size"),
+        "{err}"
+    );
     // An unfinished write leaves a .tmp that the next open removes.
     let w = store.begin(40, 2, 7, b"").unwrap();
     drop(w);
-    assert!(std::fs::read_dir(dd.snapshot_dir()).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "tmp")));
+    assert!(std::fs::read_dir(dd.snapshot_dir()).unwrap().any(|e| e
+        .unwrap()
+        .path()
+        .extension()
+        .is_some_and(|x| x == "tmp")));
     let _store = dd.open_snapshots(2).unwrap();
-    assert!(!std::fs::read_dir(dd.snapshot_dir()).unwrap().any(|e| e.unwrap().path().extension().is_some_and(|x| x == "tmp")));
+    assert!(!std::fs::read_dir(dd.snapshot_dir()).unwrap().any(|e| e
+        .unwrap()
+        .path()
+        .extension()
+        .is_some_and(|x| x == "tmp")));
 }
 
 #[test]
@@ -262,7 +374,8 @@ fn snapshot_payload_is_an_rkyv_archive_that_validates() {
     store.write(5, 1, 1, b"cfg", &bytes).unwrap();
     let snap = store.load_latest().unwrap().unwrap();
     let archived =
-        rkyv::access::<rkyv::Archived<Vec<(String, u64)>>, rkyv::rancor::Error>(&snap.payload).unwrap();
+        rkyv::access::<rkyv::Archived<Vec<(String, u64)>>, rkyv::rancor::Error>(&snap.payload)
+            .unwrap();
     assert_eq!(archived.len(), 1000);
     assert_eq!(archived[999].0.as_str(), "key/999");
 }
@@ -283,11 +396,18 @@ fn codecs_round_trip_on_seeded_input() {
         let mut at = 0;
         for (index, term, p) in &want {
             let f = decode_frame(&buf[at..]).unwrap();
-            assert_eq!((f.index, f.term, f.payload), (*index, *term, &p[..]), "CODEC_SEED={seed}");
+            assert_eq!(
+                (f.index, f.term, f.payload),
+                (*index, *term, &p[..]),
+                "CODEC_SEED={seed}"
+            );
             at += f.encoded_len();
         }
         assert_eq!(at, buf.len());
-        let h = SegmentHeader { epoch: rng.next_u64() as u32, first_index: 1 + rng.below(u64::MAX - 1) };
+        let h = SegmentHeader {
+            epoch: rng.next_u64() as u32,
+            first_index: 1 + rng.below(u64::MAX - 1),
+        };
         assert_eq!(SegmentHeader::decode(&h.encode()), Ok(h));
         let s = SnapshotHeader {
             payload_format: rng.next_u64() as u32,
@@ -310,7 +430,11 @@ fn random_bytes_never_panic_a_decoder() {
         let mut bytes = rng.bytes(len);
         if rng.chance(50) && bytes.len() >= 8 {
             // Give the header decoders a chance to get past the magic.
-            let magic: &[u8] = if rng.chance(50) { b"CRNLOG01" } else { b"CRNSNP01" };
+            let magic: &[u8] = if rng.chance(50) {
+                b"CRNLOG01"
+            } else {
+                b"CRNSNP01"
+            };
             bytes[..8].copy_from_slice(magic);
         }
         let _ = decode_frame(&bytes);

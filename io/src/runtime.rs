@@ -553,7 +553,14 @@ fn run_executor<G, F>(
         .make();
     let executor = match built {
         Ok(executor) => executor,
-        Err(error) => return reporter.report(Err(ExitCause::Start(error.to_string()))),
+        Err(error) => {
+            let message = format!(
+                "{error} (glommio needs io_uring: Linux 5.8 or newer, sysctl \
+                 kernel.io_uring_disabled=0, and a seccomp profile that allows io_uring_setup in \
+                 containers)"
+            );
+            return reporter.report(Err(ExitCause::Start(message)));
+        }
     };
     let context = ExecutorContext { plan, shutdown };
     let result = executor.run(async move {
@@ -880,12 +887,9 @@ impl fmt::Display for RuntimeError {
             RuntimeError::ThreadSpawn { name, source } => {
                 write!(f, "cannot spawn thread {name}: {source}")
             }
-            RuntimeError::ExecutorStart { name, message } => write!(
-                f,
-                "executor {name} failed to start: {message} (glommio needs io_uring: Linux 5.8 or \
-                 newer, sysctl kernel.io_uring_disabled=0, and a seccomp profile that allows \
-                 io_uring_setup in containers)"
-            ),
+            RuntimeError::ExecutorStart { name, message } => {
+                write!(f, "executor {name} failed to start: {message}")
+            }
             RuntimeError::ExecutorFailed { name, message } => {
                 write!(f, "executor {name} failed: {message}")
             }

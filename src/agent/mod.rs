@@ -17,8 +17,10 @@ pub const SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
 /// Why the agent stopped with an error.
 #[derive(Debug)]
 pub enum AgentError {
-    /// Planning, starting or stopping the executors failed.
+    /// Planning or starting the executors failed.
     Runtime(RuntimeError),
+    /// The agent was running and then failed (an executor died, or shutdown did not complete).
+    Stopped(RuntimeError),
     /// The data directory could not be created.
     DataDir {
         /// The directory.
@@ -31,11 +33,18 @@ pub enum AgentError {
 impl fmt::Display for AgentError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            AgentError::Runtime(error) => write!(f, "{error}"),
+            AgentError::Runtime(error) | AgentError::Stopped(error) => write!(f, "{error}"),
             AgentError::DataDir { path, source } => {
                 write!(f, "cannot create data_dir {}: {source}", path.display())
             }
         }
+    }
+}
+
+impl AgentError {
+    /// True when the agent never got to running (configuration, preflight or startup).
+    pub fn during_startup(&self) -> bool {
+        !matches!(self, AgentError::Stopped(_))
     }
 }
 
@@ -93,32 +102,33 @@ pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
     );
     ui::output("==> Cairn agent running!");
 
-    loop {
-        match running.next_event()? {
-            RuntimeEvent::Signal(signal) => {
-                ui::output(&format!("==> Caught signal: {}", signal.name()));
-                ui::output("==> Gracefully shutting down agent...");
-                logger.info("agent", "Requesting shutdown");
-                running.shutdown(SHUTDOWN_TIMEOUT_MS)?;
-                logger.info("agent", "shutdown complete");
-                ui::output("==> Graceful shutdown complete");
-                return Ok(());
+    let event = running.next_event().map_err(AgentError::Stopped)?;
+    match event {
+        RuntimeEvent::Signal(signal) => {
+            ui::output(&format!("==> Caught signal: {}", signal.name()));
+            ui::output("==> Gracefully shutting down agent...");
+            logger.info("agent", "Requesting shutdown");
+            running
+                .shutdown(SHUTDOWN_TIMEOUT_MS)
+                .map_err(AgentError::Stopped)?;
+            logger.info("agent", "shutdown complete");
+            ui::output("==> Graceful shutdown complete");
+            Ok(())
+        }
+        RuntimeEvent::ExecutorExited { name, result } => {
+            // No executor stops on its own before shutdown: treat any exit as a failure.
+            let error = match result {
+                Err(error) => error,
+                Ok(()) => RuntimeError::ExecutorFailed {
+                    name,
+                    message: "stopped before shutdown was requested".to_string(),
+                },
+            };
+            logger.error("agent", &error.to_string());
+            if let Err(stop_error) = running.shutdown(SHUTDOWN_TIMEOUT_MS) {
+                logger.error("agent", &stop_error.to_string());
             }
-            RuntimeEvent::ExecutorExited { name, result } => {
-                // No executor stops on its own before shutdown: treat any exit as a failure.
-                let error = match result {
-                    Err(error) => error,
-                    Ok(()) => RuntimeError::ExecutorFailed {
-                        name,
-                        message: "stopped before shutdown was requested".to_string(),
-                    },
-                };
-                logger.error("agent", &error.to_string());
-                if let Err(stop_error) = running.shutdown(SHUTDOWN_TIMEOUT_MS) {
-                    logger.error("agent", &stop_error.to_string());
-                }
-                return Err(error.into());
-            }
+            Err(AgentError::Stopped(error))
         }
     }
 }

@@ -126,8 +126,12 @@ fn agent_command(program: &str, args: &[String]) -> i32 {
     };
     match agent::run(&config) {
         Ok(()) => 0,
-        Err(error) => {
+        Err(error) if error.during_startup() => {
             ui::error(&format!("==> Error starting agent: {error}"));
+            1
+        }
+        Err(error) => {
+            ui::error(&format!("==> Agent stopped with an error: {error}"));
             1
         }
     }

@@ -56,10 +56,16 @@ impl std::fmt::Display for FrameError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             FrameError::ShortHeader { available } => {
-                write!(f, "frame header cut short ({available} of {FRAME_HEADER_BYTES} bytes)")
+                write!(
+                    f,
+                    "frame header cut short ({available} of {FRAME_HEADER_BYTES} bytes)"
+                )
             }
             FrameError::LengthOverLimit { len } => {
-                write!(f, "frame length {len} over the limit of {FRAME_PAYLOAD_BYTES_MAX} bytes")
+                write!(
+                    f,
+                    "frame length {len} over the limit of {FRAME_PAYLOAD_BYTES_MAX} bytes"
+                )
             }
             FrameError::ShortPayload { len, available } => {
                 write!(f, "frame payload cut short ({available} of {len} bytes)")
@@ -167,7 +173,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = buf.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(decode_frame(&bad).is_err(), "flip at {byte}:{bit} undetected");
+                assert!(
+                    decode_frame(&bad).is_err(),
+                    "flip at {byte}:{bit} undetected"
+                );
             }
         }
     }
@@ -176,12 +185,18 @@ mod tests {
     fn short_and_oversized_are_errors() {
         let mut buf = Vec::new();
         encode_frame(&mut buf, 1, 1, b"abc");
-        assert!(matches!(decode_frame(&buf[..10]), Err(FrameError::ShortHeader { .. })));
+        assert!(matches!(
+            decode_frame(&buf[..10]),
+            Err(FrameError::ShortHeader { .. })
+        ));
         assert!(matches!(
             decode_frame(&buf[..buf.len() - 1]),
             Err(FrameError::ShortPayload { .. })
         ));
         buf[4..8].copy_from_slice(&u32::MAX.to_le_bytes());
-        assert!(matches!(decode_frame(&buf), Err(FrameError::LengthOverLimit { .. })));
+        assert!(matches!(
+            decode_frame(&buf),
+            Err(FrameError::LengthOverLimit { .. })
+        ));
     }
 }

@@ -131,7 +131,10 @@ impl<D: Disk> Log<D> {
     }
 
     /// Reads every segment file's bytes and header, dropping a last segment whose creation was torn.
-    fn list_segments(&self, recovery: &mut LogRecovery) -> Result<Vec<(PathBuf, SegmentHeader, Vec<u8>)>> {
+    fn list_segments(
+        &self,
+        recovery: &mut LogRecovery,
+    ) -> Result<Vec<(PathBuf, SegmentHeader, Vec<u8>)>> {
         let names = self
             .disk
             .list_dir(&self.dir)
@@ -156,7 +159,10 @@ impl<D: Disk> Log<D> {
             match SegmentHeader::decode(&bytes) {
                 Ok(h) if h.first_index == first => found.push((path, h, bytes)),
                 Ok(h) => {
-                    let why = format!("header first index {} does not match the file name", h.first_index);
+                    let why = format!(
+                        "header first index {} does not match the file name",
+                        h.first_index
+                    );
                     return Err(StorageError::corrupt(KIND, path, 16, why));
                 }
                 Err(_) if i + 1 == count && bytes.len() <= SEGMENT_HEADER_BYTES => {
@@ -180,7 +186,9 @@ impl<D: Disk> Log<D> {
         recovery: &mut LogRecovery,
     ) -> Result<Vec<(PathBuf, SegmentHeader, Vec<u8>)>> {
         self.epoch = found.iter().map(|(_, h, _)| h.epoch).max().unwrap_or(0);
-        let (kept, stale): (Vec<_>, Vec<_>) = found.into_iter().partition(|(_, h, _)| h.epoch == self.epoch);
+        let (kept, stale): (Vec<_>, Vec<_>) = found
+            .into_iter()
+            .partition(|(_, h, _)| h.epoch == self.epoch);
         for (path, _, _) in &stale {
             self.remove(path)?;
             recovery.removed.push(path.clone());
@@ -221,7 +229,10 @@ impl<D: Disk> Log<D> {
                 return Err(StorageError::corrupt(KIND, path, damage.offset, why));
             }
             if let Some(valid) = damage.later_valid_frame {
-                let why = format!("{}, but a valid frame follows at offset {valid}", damage.reason);
+                let why = format!(
+                    "{}, but a valid frame follows at offset {valid}",
+                    damage.reason
+                );
                 return Err(StorageError::corrupt(KIND, path, damage.offset, why));
             }
             file.set_len(scan.end)
@@ -273,7 +284,9 @@ impl<D: Disk> Log<D> {
     /// whole or not at all, and makes it durable.
     fn create_segment(&mut self, first_index: u64) -> Result<()> {
         let path = self.dir.join(segment_file_name(first_index));
-        let tmp = self.dir.join(format!("{}.tmp", segment_file_name(first_index)));
+        let tmp = self
+            .dir
+            .join(format!("{}.tmp", segment_file_name(first_index)));
         let header = SegmentHeader {
             epoch: self.epoch,
             first_index,
@@ -371,7 +384,10 @@ impl<D: Disk> Log<D> {
             offsets.push(seg_end + self.buf.len() as u64);
             encode_frame(&mut self.buf, e.index, e.term, e.payload);
         }
-        let seg = self.segments.last_mut().expect("a log always has a segment");
+        let seg = self
+            .segments
+            .last_mut()
+            .expect("a log always has a segment");
         let written = seg
             .file
             .write_all_at(&self.buf, seg_end)
@@ -387,8 +403,7 @@ impl<D: Disk> Log<D> {
     }
 
     fn check_batch(&self, batch: &[EntryRef<'_>]) -> Result<()> {
-        let mut expected = self.last_index() + 1;
-        for e in batch {
+        for (expected, e) in (self.last_index() + 1..).zip(batch) {
             if e.index != expected {
                 return Err(StorageError::Usage(format!(
                     "append of index {} where {expected} was expected",
@@ -402,7 +417,6 @@ impl<D: Disk> Log<D> {
                     e.payload.len()
                 )));
             }
-            expected += 1;
         }
         Ok(())
     }
@@ -424,7 +438,13 @@ impl<D: Disk> Log<D> {
             let pos = self.segment_position(index).expect("index checked above");
             let seg = &self.segments[pos];
             let seg_hi = hi.min(seg.next_index());
-            bytes += self.read_segment_range(seg, index, seg_hi, bytes_max.saturating_sub(bytes), &mut out)?;
+            bytes += self.read_segment_range(
+                seg,
+                index,
+                seg_hi,
+                bytes_max.saturating_sub(bytes),
+                &mut out,
+            )?;
             index = out.last().map_or(index, |e| e.index + 1);
             if index < seg_hi {
                 break;
@@ -451,11 +471,17 @@ impl<D: Disk> Log<D> {
         let mut at = 0usize;
         let mut bytes = 0u64;
         for index in lo..hi {
-            let frame = decode_frame(&raw[at..])
-                .map_err(|e| StorageError::corrupt(KIND, &seg.path, start + at as u64, e.to_string()))?;
+            let frame = decode_frame(&raw[at..]).map_err(|e| {
+                StorageError::corrupt(KIND, &seg.path, start + at as u64, e.to_string())
+            })?;
             if frame.index != index {
                 let why = format!("frame index {} where {index} was expected", frame.index);
-                return Err(StorageError::corrupt(KIND, &seg.path, start + at as u64, why));
+                return Err(StorageError::corrupt(
+                    KIND,
+                    &seg.path,
+                    start + at as u64,
+                    why,
+                ));
             }
             at += frame.encoded_len();
             bytes += frame.payload.len() as u64;
@@ -485,7 +511,10 @@ impl<D: Disk> Log<D> {
         if index == self.last_index() + 1 {
             return Ok(());
         }
-        let keep = self.segments.partition_point(|s| s.first_index < index).max(1);
+        let keep = self
+            .segments
+            .partition_point(|s| s.first_index < index)
+            .max(1);
         while self.segments.len() > keep {
             let seg = self.segments.pop().expect("len > keep >= 1");
             self.remove(&seg.path)?;
@@ -510,7 +539,8 @@ impl<D: Disk> Log<D> {
     pub fn purge_through(&mut self, index: u64) -> Result<()> {
         self.check_usable()?;
         let mut removed = 0;
-        while self.segments.len() - removed > 1 && self.segments[removed].next_index() - 1 <= index {
+        while self.segments.len() - removed > 1 && self.segments[removed].next_index() - 1 <= index
+        {
             self.remove(&self.segments[removed].path)?;
             removed += 1;
         }

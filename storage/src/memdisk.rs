@@ -309,7 +309,8 @@ impl Disk for MemDisk {
         state.tick()?;
         state.stats.dir_syncs += 1;
         let ops = std::mem::take(&mut state.dir_ops);
-        let (now, later): (Vec<DirOp>, Vec<DirOp>) = ops.into_iter().partition(|op| op.dir() == dir);
+        let (now, later): (Vec<DirOp>, Vec<DirOp>) =
+            ops.into_iter().partition(|op| op.dir() == dir);
         for op in &now {
             op.apply(&mut state.durable_names);
         }

@@ -51,12 +51,17 @@ fn encode_slot(sequence: u64, state: &HardState) -> [u8; META_SLOT_BYTES] {
 /// Decodes a slot: `Ok((sequence, state))`, or why it is invalid.
 fn decode_slot(b: &[u8]) -> std::result::Result<(u64, HardState), String> {
     if b.len() < META_SLOT_BYTES {
-        return Err(format!("slot cut short ({} of {META_SLOT_BYTES} bytes)", b.len()));
+        return Err(format!(
+            "slot cut short ({} of {META_SLOT_BYTES} bytes)",
+            b.len()
+        ));
     }
     let stored = read_u32(b, 0);
     let computed = crc32fast::hash(&b[4..META_SLOT_BYTES]);
     if stored != computed {
-        return Err(format!("slot CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"));
+        return Err(format!(
+            "slot CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"
+        ));
     }
     let version = read_u32(b, 4);
     if version != META_VERSION {
@@ -104,7 +109,11 @@ impl<D: Disk> MetaStore<D> {
 
     /// Saves `state` to the older slot with one write and one `fdatasync`; durable when it returns.
     pub fn save(&mut self, state: &HardState) -> Result<()> {
-        if state.vote.as_ref().is_some_and(|v| v.len() > VOTE_BYTES_MAX) {
+        if state
+            .vote
+            .as_ref()
+            .is_some_and(|v| v.len() > VOTE_BYTES_MAX)
+        {
             return Err(StorageError::Usage(format!(
                 "vote is longer than {VOTE_BYTES_MAX} bytes"
             )));
@@ -146,16 +155,27 @@ fn load_newest<F: DiskFile>(file: &F, path: &Path) -> Result<(u64, HardState)> {
         let mut b = [0u8; META_SLOT_BYTES];
         let decoded = match file.read_exact_at(&mut b, offset) {
             Ok(()) => decode_slot(&b),
-            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err("slot cut short".to_string()),
+            Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+                Err("slot cut short".to_string())
+            }
             Err(e) => return Err(StorageError::io("read", path, e)),
         };
         match decoded {
-            Ok((seq, state)) if best.as_ref().is_none_or(|(s, _)| seq > *s) => best = Some((seq, state)),
+            Ok((seq, state)) if best.as_ref().is_none_or(|(s, _)| seq > *s) => {
+                best = Some((seq, state))
+            }
             Ok(_) => {}
             Err(why) => reasons.push(format!("slot at offset {offset}: {why}")),
         }
     }
-    best.ok_or_else(|| StorageError::corrupt(KIND, path, 0, format!("no valid slot ({})", reasons.join("; "))))
+    best.ok_or_else(|| {
+        StorageError::corrupt(
+            KIND,
+            path,
+            0,
+            format!("no valid slot ({})", reasons.join("; ")),
+        )
+    })
 }
 
 #[cfg(test)]
@@ -181,7 +201,11 @@ mod tests {
         let mut m = MetaStore::open(&disk, dir).unwrap();
         assert_eq!(m.state(), &HardState::default());
         for term in 1..=5 {
-            let s = HardState { term, vote: None, commit: term * 10 };
+            let s = HardState {
+                term,
+                vote: None,
+                commit: term * 10,
+            };
             m.save(&s).unwrap();
         }
         let disk = disk.crash_losing_unsynced();
@@ -196,8 +220,18 @@ mod tests {
         let dir = Path::new("/d");
         disk.create_dir_all(dir).unwrap();
         let mut m = MetaStore::open(&disk, dir).unwrap();
-        m.save(&HardState { term: 1, vote: None, commit: 0 }).unwrap();
-        m.save(&HardState { term: 2, vote: None, commit: 0 }).unwrap();
+        m.save(&HardState {
+            term: 1,
+            vote: None,
+            commit: 0,
+        })
+        .unwrap();
+        m.save(&HardState {
+            term: 2,
+            vote: None,
+            commit: 0,
+        })
+        .unwrap();
         let path = dir.join("meta");
         // Save 2 went to slot 0; damage it and the older save 1 (slot 1) must win.
         assert!(disk.flip_bit(&path, 20, 0));

@@ -177,7 +177,10 @@ mod tests {
         assert_eq!(segment_file_name(42), "log-00000000000000000042.seg");
         assert_eq!(parse_segment_file_name(&segment_file_name(42)), Some(42));
         assert_eq!(parse_segment_file_name("log-42.seg"), None);
-        assert_eq!(parse_segment_file_name("log-0000000000000000004x.seg"), None);
+        assert_eq!(
+            parse_segment_file_name("log-0000000000000000004x.seg"),
+            None
+        );
     }
 
     #[test]

@@ -61,7 +61,13 @@ impl SnapshotHeader {
     /// Decodes and checks a header against the size of its file: `Err((offset, reason))` when invalid.
     pub fn decode(b: &[u8], file_len: u64) -> std::result::Result<SnapshotHeader, (u64, String)> {
         if b.len() < SNAPSHOT_HEADER_BYTES as usize {
-            return Err((0, format!("header cut short ({} of {SNAPSHOT_HEADER_BYTES} bytes)", b.len())));
+            return Err((
+                0,
+                format!(
+                    "header cut short ({} of {SNAPSHOT_HEADER_BYTES} bytes)",
+                    b.len()
+                ),
+            ));
         }
         if &b[0..8] != SNAPSHOT_MAGIC {
             return Err((0, "bad snapshot magic".to_string()));
@@ -69,7 +75,10 @@ impl SnapshotHeader {
         let stored = read_u32(b, 60);
         let computed = crc32fast::hash(&b[0..60]);
         if stored != computed {
-            return Err((60, format!("header CRC mismatch (stored {stored:#010x}, computed {computed:#010x})")));
+            return Err((
+                60,
+                format!("header CRC mismatch (stored {stored:#010x}, computed {computed:#010x})"),
+            ));
         }
         let version = read_u32(b, 8);
         if version != SNAPSHOT_VERSION {
@@ -87,10 +96,13 @@ impl SnapshotHeader {
             .map(|n| n.next_multiple_of(PAYLOAD_ALIGN_BYTES))
             .and_then(|n| n.checked_add(h.payload_len));
         if expected_len != Some(file_len) {
-            return Err((32, format!(
-                "lengths (meta {}, payload {}) do not match the file size {file_len}",
-                h.meta_len, h.payload_len
-            )));
+            return Err((
+                32,
+                format!(
+                    "lengths (meta {}, payload {}) do not match the file size {file_len}",
+                    h.meta_len, h.payload_len
+                ),
+            ));
         }
         Ok(h)
     }
@@ -146,7 +158,10 @@ impl<D: Disk> SnapshotStore<D> {
         for name in store.names()? {
             if name.ends_with(".tmp") {
                 let path = store.dir.join(&name);
-                store.disk.remove_file(&path).map_err(|e| StorageError::io("remove", &path, e))?;
+                store
+                    .disk
+                    .remove_file(&path)
+                    .map_err(|e| StorageError::io("remove", &path, e))?;
                 removed = true;
             }
         }
@@ -180,7 +195,13 @@ impl<D: Disk> SnapshotStore<D> {
     }
 
     /// Starts writing the snapshot at (`index`, `term`); stream the payload into the writer, then `finish` it.
-    pub fn begin(&self, index: u64, term: u64, payload_format: u32, meta: &[u8]) -> Result<SnapshotWriter<D>> {
+    pub fn begin(
+        &self,
+        index: u64,
+        term: u64,
+        payload_format: u32,
+        meta: &[u8],
+    ) -> Result<SnapshotWriter<D>> {
         let name = snapshot_file_name(index, term);
         let tmp = self.dir.join(format!("{name}.tmp"));
         let file = self
@@ -205,14 +226,22 @@ impl<D: Disk> SnapshotStore<D> {
             crc: crc32fast::Hasher::new(),
             at: SNAPSHOT_HEADER_BYTES,
         };
-        let pad = (writer.header.payload_offset() - SNAPSHOT_HEADER_BYTES - meta.len() as u64) as usize;
+        let pad =
+            (writer.header.payload_offset() - SNAPSHOT_HEADER_BYTES - meta.len() as u64) as usize;
         writer.put(meta)?;
         writer.put(&[0u8; PAYLOAD_ALIGN_BYTES as usize][..pad])?;
         Ok(writer)
     }
 
     /// Writes a whole snapshot in one call; returns its path once it is durable.
-    pub fn write(&self, index: u64, term: u64, payload_format: u32, meta: &[u8], payload: &[u8]) -> Result<PathBuf> {
+    pub fn write(
+        &self,
+        index: u64,
+        term: u64,
+        payload_format: u32,
+        meta: &[u8],
+        payload: &[u8],
+    ) -> Result<PathBuf> {
         let mut writer = self.begin(index, term, payload_format, meta)?;
         writer.write_payload(payload)?;
         writer.finish()
@@ -230,7 +259,9 @@ impl<D: Disk> SnapshotStore<D> {
 
 /// Reads and validates the snapshot file at `path`.
 pub fn load<D: Disk>(disk: &D, path: &Path) -> Result<LoadedSnapshot> {
-    let file = disk.open_file(path).map_err(|e| StorageError::io("open", path, e))?;
+    let file = disk
+        .open_file(path)
+        .map_err(|e| StorageError::io("open", path, e))?;
     let file_len = file.len().map_err(|e| StorageError::io("stat", path, e))?;
     let mut head = [0u8; SNAPSHOT_HEADER_BYTES as usize];
     let head_len = file_len.min(SNAPSHOT_HEADER_BYTES) as usize;
@@ -238,9 +269,15 @@ pub fn load<D: Disk>(disk: &D, path: &Path) -> Result<LoadedSnapshot> {
         .map_err(|e| StorageError::io("read", path, e))?;
     let header = SnapshotHeader::decode(&head[..head_len], file_len)
         .map_err(|(offset, why)| StorageError::corrupt(KIND, path, offset, why))?;
-    if let Some((index, term)) = path.file_name().and_then(|n| parse_snapshot_file_name(&n.to_string_lossy())) {
+    if let Some((index, term)) = path
+        .file_name()
+        .and_then(|n| parse_snapshot_file_name(&n.to_string_lossy()))
+    {
         if (index, term) != (header.index, header.term) {
-            let why = format!("header says index {} term {}, the file name {index} {term}", header.index, header.term);
+            let why = format!(
+                "header says index {} term {}, the file name {index} {term}",
+                header.index, header.term
+            );
             return Err(StorageError::corrupt(KIND, path, 16, why));
         }
     }
@@ -257,8 +294,16 @@ pub fn load<D: Disk>(disk: &D, path: &Path) -> Result<LoadedSnapshot> {
     crc.update(&payload);
     let computed = crc.finalize();
     if computed != header.body_crc {
-        let why = format!("body CRC mismatch (stored {:#010x}, computed {computed:#010x})", header.body_crc);
-        return Err(StorageError::corrupt(KIND, path, SNAPSHOT_HEADER_BYTES, why));
+        let why = format!(
+            "body CRC mismatch (stored {:#010x}, computed {computed:#010x})",
+            header.body_crc
+        );
+        return Err(StorageError::corrupt(
+            KIND,
+            path,
+            SNAPSHOT_HEADER_BYTES,
+            why,
+        ));
     }
     meta_and_pad.truncate(header.meta_len as usize);
     Ok(LoadedSnapshot {
@@ -320,7 +365,9 @@ impl<D: Disk> SnapshotWriter<D> {
         let all = store.list()?;
         let excess = all.len().saturating_sub(self.retain);
         for (_, _, old) in &all[..excess] {
-            self.disk.remove_file(old).map_err(|e| StorageError::io("remove", old, e))?;
+            self.disk
+                .remove_file(old)
+                .map_err(|e| StorageError::io("remove", old, e))?;
         }
         if excess > 0 {
             store.sync_dir()?;
