@@ -41,28 +41,50 @@ fn timed<T>(f: impl FnOnce() -> T) -> (T, Duration) {
     (out, start.elapsed())
 }
 
-fn summary(dir: &ScratchDir, entries: usize) {
+/// The median of `samples`.
+fn median(samples: &mut [Duration]) -> Duration {
+    samples.sort();
+    samples[samples.len() / 2]
+}
+
+/// Interleaved rounds of (floor write, snapshot write, floor read, snapshot load); prints medians and ratios.
+fn summary(dir: &ScratchDir, entries: usize, rounds: usize) {
     let store = SnapshotStore::open(FileDisk, &dir.0.join("snapshots"), 2).expect("open store");
     let data = state(entries);
     let (bytes, serialize) = timed(|| rkyv::to_bytes::<RkyvError>(&data).expect("serialize"));
-    let (_, write) = timed(|| store.write(100, 1, 1, b"", &bytes).expect("write snapshot"));
-    let (loaded, load) = timed(|| store.load_latest().expect("load").expect("a snapshot"));
-    let (count, access) = timed(|| {
-        rkyv::access::<rkyv::Archived<Vec<KvEntry>>, RkyvError>(&loaded.payload)
-            .expect("validate")
-            .len()
-    });
-    assert_eq!(count, entries);
     let floor_path = dir.0.join("floor");
-    let (_, floor_write) = timed(|| {
-        let mut f = std::fs::File::create(&floor_path).expect("create");
-        f.write_all(&bytes).expect("write");
-        f.sync_all().expect("fsync");
-    });
-    let (_, floor_read) = timed(|| std::fs::read(&floor_path).expect("read"));
-    let mb = bytes.len() as f64 / 1e6;
-    println!("\nsnapshot summary: {entries} entries, {mb:.1} MB payload");
+    let mut t: [Vec<Duration>; 5] = Default::default();
+    for round in 0..rounds {
+        t[0].push(
+            timed(|| {
+                let mut f = std::fs::File::create(&floor_path).expect("create");
+                f.write_all(&bytes).expect("write");
+                f.sync_all().expect("fsync");
+            })
+            .1,
+        );
+        t[1].push(
+            timed(|| {
+                store
+                    .write(100 + round as u64, 1, 1, b"", &bytes)
+                    .expect("write snapshot")
+            })
+            .1,
+        );
+        t[2].push(timed(|| std::fs::read(&floor_path).expect("read")).1);
+        let (loaded, load) = timed(|| store.load_latest().expect("load").expect("a snapshot"));
+        t[3].push(load);
+        let (count, access) = timed(|| {
+            rkyv::access::<rkyv::Archived<Vec<KvEntry>>, RkyvError>(&loaded.payload)
+                .expect("validate")
+                .len()
+        });
+        assert_eq!(count, entries);
+        t[4].push(access);
+    }
+    let [floor_write, write, floor_read, load, access] = t.map(|mut v| median(&mut v));
     let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    println!("\nsnapshot summary: {entries} entries, {:.1} MB payload, medians of {rounds} interleaved rounds", bytes.len() as f64 / 1e6);
     println!("  serialize (rkyv)           {:>8.1} ms", ms(serialize));
     println!(
         "  write (container + fsync)  {:>8.1} ms   floor write+fsync {:>8.1} ms  ({:.2}x)",
@@ -114,5 +136,5 @@ fn main() {
         criterion_cases(&mut c, &dir, entries);
         c.final_summary();
     }
-    summary(&dir, entries);
+    summary(&dir, entries, if bench { 7 } else { 1 });
 }
