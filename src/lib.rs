@@ -5,10 +5,12 @@
 //! - [`config`]: Go-flag-syntax parsing into an [`config::AgentConfig`]
 //! - [`agent`]: starts the executor topology (from `cairn-io`) and runs until a signal
 //! - [`logging`], [`ui`]: Consul-shaped log lines and user output
+//! - [`raft`]: the pure Raft core (`Node::step`)
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod cli;
 pub mod config;
 pub mod logging;
+pub mod raft;
 pub mod ui;
