@@ -2,8 +2,11 @@
 //!
 //! - [`runtime`]: the executor topology (Raft core + shards), memlock preflight, CPU placement,
 //!   signals and shutdown.
+//! - [`net`]: the server-to-server transport: a CRC-checked frame codec and framed TCP
+//!   listeners and peers.
 #![warn(missing_docs)]
 
+pub mod net;
 pub mod runtime;
 
 pub use runtime::{

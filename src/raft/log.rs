@@ -29,9 +29,15 @@ pub struct AppendPlan {
 }
 
 impl RaftLog {
-    /// A log restored from a snapshot at (`snapshot_index`, `snapshot_term`) and the durable `entries` after it.
-    /// Entries at or below the snapshot index are skipped; a gap after it truncates the rest.
+    /// A log restored from a snapshot at (`snapshot_index`, `snapshot_term`) and the durable `entries`.
+    /// Entries at or below the snapshot index are skipped; a gap after it drops the rest; and if the stored entry
+    /// at the snapshot index has another term, every entry after it belongs to another history and is dropped
+    /// (§7). The driver then trims its stored log to [`RaftLog::last_index`].
     pub fn restore(snapshot_index: Index, snapshot_term: Term, entries: Vec<Entry>) -> RaftLog {
+        let diverged = entries
+            .iter()
+            .any(|e| e.index == snapshot_index && e.term != snapshot_term && snapshot_index > 0);
+        let entries = if diverged { Vec::new() } else { entries };
         let mut log = RaftLog {
             entries: VecDeque::new(),
             start: snapshot_index + 1,

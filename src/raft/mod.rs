@@ -28,6 +28,7 @@
 //! slower than `lease_ms / election_timeout_ms` of any follower's (with Consul's defaults, 500 ms / 1 000 ms: a
 //! clock drift of up to 2x is tolerated). Leader transfer gives the lease up first.
 
+pub mod codec;
 mod election;
 pub mod log;
 mod node;

@@ -440,6 +440,11 @@ impl Node {
         self.applied
     }
 
+    /// The leader's replication progress for `id` (None on followers and for unknown servers).
+    pub fn progress_of(&self, id: ServerId) -> Option<&Progress> {
+        self.progress.get(&id)
+    }
+
     /// The in-memory log.
     pub fn log(&self) -> &RaftLog {
         &self.log

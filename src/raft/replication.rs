@@ -87,7 +87,9 @@ impl Node {
         sent_entries && pipelined
     }
 
-    /// An empty append after `prev_index` (which the follower is expected to hold).
+    /// An empty append after `prev_index` (the last index sent): if appends in flight were lost, the follower
+    /// rejects it and replication falls back to probing. When `prev_index` is compacted away, the follower gets
+    /// the snapshot instead.
     fn send_heartbeat_at(&mut self, peer: ServerId, prev_index: Index, out: &mut Vec<Action>) {
         match self.log.term(prev_index) {
             Some(prev_term) => {
@@ -101,7 +103,7 @@ impl Node {
                 };
                 self.send(peer, msg, false, out);
             }
-            None => self.send_heartbeat_only(peer, out),
+            None => self.start_snapshot(peer, out),
         }
     }
 
@@ -273,7 +275,11 @@ impl Node {
         self.leader = Some(from);
         self.leader_contact_ms = Some(self.now_ms);
         self.reset_election_deadline();
-        if index > self.commit {
+        if self.log.term(index) == Some(last_term) {
+            // The log already holds the snapshot's last entry: keep what follows it (§7); those entries may have
+            // been acknowledged. Everything up to `index` is committed.
+            self.commit = self.commit.max(index);
+        } else if index > self.commit {
             self.install_snapshot(index, last_term, configuration, out);
         }
         let reply = Message::SnapshotResponse {

@@ -28,10 +28,8 @@ impl Node {
             }
             return;
         }
-        let mut index = self.log.last_index();
         let mut entries = Vec::with_capacity(commands.len());
-        for (ctx, command) in commands {
-            index += 1;
+        for (index, (ctx, command)) in (self.log.last_index() + 1..).zip(commands) {
             out.push(Action::Proposed {
                 ctx,
                 index,

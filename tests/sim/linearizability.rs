@@ -1,0 +1,1023 @@
+//! A linearizability checker for key/value register histories (ARCHITECTURE.md, "Testing layers": the cluster simulator
+//! records what its clients saw and asks this module whether some sequential order explains it).
+//!
+//! The model is a map from `u64` keys to `Option<u64>` values, every key starting absent (`None`), with three
+//! operations: [`Op::Read`], [`Op::Write`] and [`Op::Cas`] (compare-and-set, succeeding iff the current value equals
+//! `expected`). A [`History`] records, for every operation, the client that issued it, when it was invoked and how it
+//! ended: completed at some time with a result, never completed ([`Outcome::Unknown`]: the client timed out or crashed,
+//! so the operation may have taken effect at any time after its invocation, or never), or definitely rejected
+//! ([`Outcome::Failed`]).
+//!
+//! Linearizability is compositional, so [`History::check`] checks every key on its own, in key order. Each key runs
+//! the Wing & Gong search with Lowe's memoization (the algorithm of porcupine and knossos): walk the time-ordered list of
+//! invocation and completion events, try to linearize each operation whose invocation comes before the first pending
+//! completion, backtrack when a completion is reached, and never revisit a (linearized set, value) configuration. An
+//! operation with an unknown outcome has its completion at +infinity and need never be linearized; the search only
+//! linearizes one when some later operation observes its effect (a canonical form that keeps many timed-out operations
+//! from multiplying the search space). Each key's search is bounded by a step budget; running out of it gives
+//! [`Verdict::BudgetExceeded`], never a hang.
+//!
+//! Times are plain `u64`s (virtual milliseconds or sequence numbers). Intervals are closed: an operation that
+//! completes at `t` is concurrent with one invoked at `t`. Everything is deterministic: no randomness, and the cache's
+//! hasher is fixed and only used for membership.
+
+// Included by several test crates, each of which uses a different part of the API.
+#![allow(dead_code)]
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::fmt;
+use std::hash::{BuildHasherDefault, Hasher};
+
+/// The search steps [`History::check`] allows per key before giving up with [`Verdict::BudgetExceeded`].
+pub const DEFAULT_STEP_BUDGET: u64 = 10_000_000;
+
+/// An operation a client invokes on the key/value register map.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Op {
+    /// Read `key`; completes with [`OpResult::Read`].
+    Read {
+        /// The key read.
+        key: u64,
+    },
+    /// Set `key` to `value`; completes with [`OpResult::Write`].
+    Write {
+        /// The key written.
+        key: u64,
+        /// The value stored.
+        value: u64,
+    },
+    /// Set `key` to `new` if its value is `expected` (`None`: absent); completes with [`OpResult::Cas`].
+    Cas {
+        /// The key compared and set.
+        key: u64,
+        /// The value the key must hold for the operation to succeed.
+        expected: Option<u64>,
+        /// The value stored on success.
+        new: u64,
+    },
+}
+
+impl Op {
+    /// The key the operation acts on.
+    pub fn key(&self) -> u64 {
+        match *self {
+            Op::Read { key } | Op::Write { key, .. } | Op::Cas { key, .. } => key,
+        }
+    }
+}
+
+/// What a completed operation returned to its client.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum OpResult {
+    /// The value a [`Op::Read`] saw (`None`: absent).
+    Read(Option<u64>),
+    /// A [`Op::Write`] was acknowledged.
+    Write,
+    /// Whether a [`Op::Cas`] succeeded.
+    Cas(bool),
+}
+
+/// How an operation ended, as far as its client knows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// No answer (still pending, timed out, or the client crashed): the operation may take effect at any time after its
+    /// invocation, or never. An unknown read constrains nothing and is ignored.
+    Unknown,
+    /// The client received `result` at time `at`.
+    Completed {
+        /// When the client received the answer.
+        at: u64,
+        /// The answer.
+        result: OpResult,
+    },
+    /// The operation definitely did not take effect (for example, rejected before it was proposed); it is ignored.
+    Failed,
+}
+
+/// Identifies an operation of a [`History`]: its position in [`History::records`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct OpId(usize);
+
+impl OpId {
+    /// The operation's index in [`History::records`].
+    pub fn index(self) -> usize {
+        self.0
+    }
+}
+
+/// One operation of a [`History`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Record {
+    /// The client that invoked it (only used in explanations).
+    pub client: u64,
+    /// What was invoked.
+    pub op: Op,
+    /// When it was invoked.
+    pub invoked_at: u64,
+    /// How it ended.
+    pub outcome: Outcome,
+}
+
+/// A concurrent history of operations on the key/value register map.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct History {
+    records: Vec<Record>,
+}
+
+/// The answer of [`History::check`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// Some sequential execution of the model explains every key's operations.
+    Linearizable,
+    /// No sequential execution explains `key`'s operations (the first such key in key order).
+    NotLinearizable {
+        /// The key whose operations cannot be linearized.
+        key: u64,
+        /// A short account of the furthest point the search reached: the operation it could not linearize, the last
+        /// operations linearized before it, the value then, and the other candidates.
+        explanation: String,
+    },
+    /// The search for `key` (the first such key in key order) ran out of its step budget: undecided. Only reported
+    /// when no key is definitely not linearizable.
+    BudgetExceeded {
+        /// The key whose search was abandoned.
+        key: u64,
+    },
+}
+
+impl Verdict {
+    /// Whether the verdict is [`Verdict::Linearizable`].
+    pub fn is_linearizable(&self) -> bool {
+        matches!(self, Verdict::Linearizable)
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Verdict::Linearizable => write!(f, "linearizable"),
+            Verdict::NotLinearizable { key, explanation } => {
+                write!(f, "key {key} is not linearizable: {explanation}")
+            }
+            Verdict::BudgetExceeded { key } => {
+                write!(
+                    f,
+                    "key {key}: linearizability search budget exceeded (undecided)"
+                )
+            }
+        }
+    }
+}
+
+impl History {
+    /// An empty history.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records that `client` invoked `op` at time `at`. The operation's outcome is [`Outcome::Unknown`] until
+    /// [`History::complete`] or [`History::fail`] is called.
+    pub fn invoke(&mut self, client: u64, op: Op, at: u64) -> OpId {
+        self.records.push(Record {
+            client,
+            op,
+            invoked_at: at,
+            outcome: Outcome::Unknown,
+        });
+        OpId(self.records.len() - 1)
+    }
+
+    /// Records that operation `id` returned `result` to its client at time `at`.
+    ///
+    /// # Panics
+    /// If `id` is not pending, `at` is before the invocation, or `result` does not match the operation's kind.
+    pub fn complete(&mut self, id: OpId, result: OpResult, at: u64) {
+        let record = &mut self.records[id.0];
+        assert_eq!(
+            record.outcome,
+            Outcome::Unknown,
+            "operation {} is not pending",
+            id.0
+        );
+        assert!(
+            at >= record.invoked_at,
+            "operation {} completes at {at}, before its invocation at {}",
+            id.0,
+            record.invoked_at
+        );
+        let matches = matches!(
+            (record.op, result),
+            (Op::Read { .. }, OpResult::Read(_))
+                | (Op::Write { .. }, OpResult::Write)
+                | (Op::Cas { .. }, OpResult::Cas(_))
+        );
+        assert!(
+            matches,
+            "operation {} ({:?}) cannot return {result:?}",
+            id.0, record.op
+        );
+        record.outcome = Outcome::Completed { at, result };
+    }
+
+    /// Records that operation `id` definitely did not take effect, so the check ignores it. Only for rejections known
+    /// to precede any effect; a timeout is not one (leave the operation [`Outcome::Unknown`]).
+    ///
+    /// # Panics
+    /// If `id` is not pending.
+    pub fn fail(&mut self, id: OpId) {
+        let record = &mut self.records[id.0];
+        assert_eq!(
+            record.outcome,
+            Outcome::Unknown,
+            "operation {} is not pending",
+            id.0
+        );
+        record.outcome = Outcome::Failed;
+    }
+
+    /// Every operation recorded, indexed by [`OpId::index`].
+    pub fn records(&self) -> &[Record] {
+        &self.records
+    }
+
+    /// The number of operations recorded.
+    pub fn len(&self) -> usize {
+        self.records.len()
+    }
+
+    /// Whether no operation was recorded.
+    pub fn is_empty(&self) -> bool {
+        self.records.is_empty()
+    }
+
+    /// Checks the history with [`DEFAULT_STEP_BUDGET`] search steps per key.
+    pub fn check(&self) -> Verdict {
+        self.check_with_budget(DEFAULT_STEP_BUDGET)
+    }
+
+    /// Checks every key on its own, in key order, allowing `steps_per_key` search steps for each. A key that is not
+    /// linearizable wins over one whose search ran out of budget.
+    pub fn check_with_budget(&self, steps_per_key: u64) -> Verdict {
+        let mut by_key: BTreeMap<u64, Vec<usize>> = BTreeMap::new();
+        for (i, record) in self.records.iter().enumerate() {
+            by_key.entry(record.op.key()).or_default().push(i);
+        }
+        let mut undecided = None;
+        for (&key, ids) in &by_key {
+            match check_key(&self.records, ids, steps_per_key) {
+                KeyVerdict::Linearizable => {}
+                KeyVerdict::NotLinearizable(explanation) => {
+                    return Verdict::NotLinearizable { key, explanation };
+                }
+                KeyVerdict::BudgetExceeded => {
+                    undecided.get_or_insert(key);
+                }
+            }
+        }
+        match undecided {
+            Some(key) => Verdict::BudgetExceeded { key },
+            None => Verdict::Linearizable,
+        }
+    }
+}
+
+/// The result of one key's search.
+enum KeyVerdict {
+    Linearizable,
+    NotLinearizable(String),
+    BudgetExceeded,
+}
+
+/// What an operation does to (and requires of) its key's value.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+enum Effect {
+    /// Requires the value to be this.
+    Read(Option<u64>),
+    /// Sets the value, whatever it was.
+    Write(u64),
+    /// Known to have succeeded (requires `expected`, sets `new`) or failed (requires anything else, changes nothing);
+    /// with an unknown outcome, sets `new` if the value is `expected`.
+    Cas {
+        expected: Option<u64>,
+        new: u64,
+        succeeded: bool,
+    },
+}
+
+/// One operation of the key being checked.
+#[derive(Clone, Copy, Debug)]
+struct KeyOp {
+    /// Index in the history's records.
+    record: usize,
+    effect: Effect,
+    invoked_at: u64,
+    /// `None`: unknown outcome (completion at +infinity).
+    completed_at: Option<u64>,
+}
+
+impl KeyOp {
+    /// The operation as the search sees it, or `None` when it constrains nothing (failed, or an unknown read).
+    fn from_record(index: usize, record: &Record) -> Option<KeyOp> {
+        let completed_at = match record.outcome {
+            Outcome::Failed => return None,
+            Outcome::Unknown => None,
+            Outcome::Completed { at, .. } => Some(at),
+        };
+        let result = match record.outcome {
+            Outcome::Completed { result, .. } => Some(result),
+            _ => None,
+        };
+        let effect = match (record.op, result) {
+            (Op::Read { .. }, Some(OpResult::Read(value))) => Effect::Read(value),
+            (Op::Read { .. }, _) => return None,
+            (Op::Write { value, .. }, _) => Effect::Write(value),
+            (Op::Cas { expected, new, .. }, result) => Effect::Cas {
+                expected,
+                new,
+                succeeded: result == Some(OpResult::Cas(true)),
+            },
+        };
+        Some(KeyOp {
+            record: index,
+            effect,
+            invoked_at: record.invoked_at,
+            completed_at,
+        })
+    }
+
+    fn known(&self) -> bool {
+        self.completed_at.is_some()
+    }
+
+    /// The value after applying the operation to `value`, or `None` when the operation's result rules `value` out.
+    fn step(&self, value: Option<u64>) -> Option<Option<u64>> {
+        match self.effect {
+            Effect::Read(seen) => (value == seen).then_some(value),
+            Effect::Write(v) => Some(Some(v)),
+            Effect::Cas {
+                expected,
+                new,
+                succeeded,
+            } => {
+                if !self.known() {
+                    Some(if value == expected { Some(new) } else { value })
+                } else if succeeded {
+                    (value == expected).then_some(Some(new))
+                } else {
+                    (value != expected).then_some(value)
+                }
+            }
+        }
+    }
+
+    fn is_blind_write(&self) -> bool {
+        matches!(self.effect, Effect::Write(_))
+    }
+
+    /// The value the operation compares the key's value against, if any.
+    fn observed(&self) -> Option<u64> {
+        match self.effect {
+            Effect::Read(seen) => seen,
+            Effect::Cas { expected, .. } => expected,
+            Effect::Write(_) => None,
+        }
+    }
+}
+
+/// Where the search stands with respect to the last unknown-outcome operation it linearized. Canonical form: an
+/// unknown operation is left out of a linearization when it changes nothing, or when everything after it up to a blind
+/// write would also hold without it. `Unneeded(v)` means the last unknown operation changed the value from `v` and
+/// nothing since has needed it; a blind write is then not allowed (the linearization would not be canonical).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Tag {
+    Free,
+    Unneeded(Option<u64>),
+}
+
+/// The SplitMix64 finalizer.
+fn mix(mut z: u64) -> u64 {
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+/// Passes the (already mixed) `u64` key of the cache map through unchanged.
+#[derive(Default)]
+struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0100_0000_01B3);
+        }
+    }
+
+    fn write_u64(&mut self, v: u64) {
+        self.0 = v;
+    }
+}
+
+/// One visited configuration.
+struct CacheEntry {
+    /// Its compact set of linearized known operations in `Cache::words`.
+    start: usize,
+    len: usize,
+    /// Its set of linearized unknown operations: `Cache::unknown_words` from here.
+    unknown_start: usize,
+    value: Option<u64>,
+    tag: Tag,
+    /// The next entry with the same hash, or `usize::MAX`.
+    next: usize,
+}
+
+/// The visited configurations: (linearized known set, linearized unknown set, value, tag).
+///
+/// A configuration is skipped when one with the same known set, value and tag and a subset of its unknown set was
+/// visited: the search from it failed (or is under way), and having fewer unknown operations left only removes
+/// options. A known set is stored compactly as the number of leading all-ones words followed by (index, word) pairs
+/// for the later nonzero words; known operations are numbered in invocation order, so a set is mostly a full prefix
+/// plus a small window.
+struct Cache {
+    heads: HashMap<u64, usize, BuildHasherDefault<IdentityHasher>>,
+    entries: Vec<CacheEntry>,
+    words: Vec<u64>,
+    unknown_words: Vec<u64>,
+    scratch: Vec<u64>,
+}
+
+impl Cache {
+    fn new() -> Self {
+        Cache {
+            heads: HashMap::default(),
+            entries: Vec::new(),
+            words: Vec::new(),
+            unknown_words: Vec::new(),
+            scratch: Vec::new(),
+        }
+    }
+
+    /// Adds the configuration (`hash` covers all but the unknown set); false if it or one subsuming it was present.
+    fn insert(
+        &mut self,
+        hash: u64,
+        known: &[u64],
+        unknown: &[u64],
+        value: Option<u64>,
+        tag: Tag,
+    ) -> bool {
+        self.scratch.clear();
+        let full = known.iter().take_while(|&&w| w == u64::MAX).count();
+        self.scratch.push(full as u64);
+        for (i, &w) in known.iter().enumerate().skip(full) {
+            if w != 0 {
+                self.scratch.push(i as u64);
+                self.scratch.push(w);
+            }
+        }
+        let head = self.heads.get(&hash).copied().unwrap_or(usize::MAX);
+        let mut at = head;
+        while at != usize::MAX {
+            let e = &self.entries[at];
+            if e.value == value
+                && e.tag == tag
+                && self.words[e.start..e.start + e.len] == self.scratch[..]
+                && self.unknown_words[e.unknown_start..e.unknown_start + unknown.len()]
+                    .iter()
+                    .zip(unknown)
+                    .all(|(&visited, &now)| visited & !now == 0)
+            {
+                return false;
+            }
+            at = e.next;
+        }
+        let start = self.words.len();
+        self.words.extend_from_slice(&self.scratch);
+        let unknown_start = self.unknown_words.len();
+        self.unknown_words.extend_from_slice(unknown);
+        self.entries.push(CacheEntry {
+            start,
+            len: self.scratch.len(),
+            unknown_start,
+            value,
+            tag,
+            next: head,
+        });
+        self.heads.insert(hash, self.entries.len() - 1);
+        true
+    }
+}
+
+fn config_hash(known_hash: u64, value: Option<u64>, tag: Tag) -> u64 {
+    let value_code = match value {
+        None => 0x6A09_E667_F3BC_C908,
+        Some(v) => mix(v ^ 0x3C6E_F372_FE94_F82B),
+    };
+    let tag_code = match tag {
+        Tag::Free => 0,
+        Tag::Unneeded(None) => 0xA54F_F53A_5F1D_36F1,
+        Tag::Unneeded(Some(v)) => mix(v.wrapping_add(0x510E_527F_ADE6_82D1)),
+    };
+    mix(known_hash ^ value_code.rotate_left(17) ^ tag_code.rotate_left(41))
+}
+
+/// Where the search is in its scan for the next operation to linearize.
+#[derive(Clone, Copy, Debug)]
+enum Cursor {
+    /// At this entry of the event list (a known operation's invocation or completion).
+    Known(usize),
+    /// At position `pos` of the unknown candidates (see `check_key`), trying those invoked no later than the
+    /// completion entry `limit`, the first pending one; `first_dead` is the first unlinearized unknown write of a
+    /// dead value (`usize::MAX`: none), the only one of them that may go next.
+    Unknown {
+        pos: usize,
+        limit: usize,
+        first_dead: usize,
+    },
+}
+
+/// A linearized operation, to undo on backtracking: which, where the scan chose it, and the value and tag before it.
+struct Frame {
+    op: usize,
+    cursor: Cursor,
+    value: Option<u64>,
+    tag: Tag,
+}
+
+/// The deepest point the search reached before having to backtrack, for the explanation.
+struct Furthest {
+    depth: usize,
+    /// The operation whose completion stopped the search.
+    blocked: usize,
+    value: Option<u64>,
+    /// The last operations linearized (oldest first).
+    recent: Vec<usize>,
+    /// The other known operations that could have been linearized next.
+    candidates: Vec<usize>,
+    more_candidates: bool,
+}
+
+/// How many operations an explanation lists.
+const EXPLAIN_RECENT: usize = 3;
+const EXPLAIN_CANDIDATES: usize = 6;
+
+/// The search's configuration (linearized set, value, tag) and its cache of visited ones.
+///
+/// Values are ids: `0..dead` for the values some operation compares against, and `dead` for any value that no
+/// operation still to be linearized compares against. Such values are indistinguishable from then on, so the value and
+/// tag are kept normalized: an id whose observers are all linearized becomes `dead`.
+struct Search<'a> {
+    /// The key's operations, with values renamed to ids.
+    ops: &'a [KeyOp],
+    /// The id each operation observes.
+    observes: Vec<Option<usize>>,
+    /// For each id, how many of its observers are not linearized.
+    live: Vec<u32>,
+    dead: u64,
+    /// Operations `0..known` have a known outcome.
+    known: usize,
+    /// The linearized known operations, and a hash of that set (a xor of `bit_hash`).
+    known_bits: Vec<u64>,
+    known_hash: u64,
+    bit_hash: Vec<u64>,
+    /// The linearized unknown operations (bit `i - known` for operation `i`).
+    unknown_bits: Vec<u64>,
+    value: Option<u64>,
+    tag: Tag,
+    cache: Cache,
+}
+
+impl Search<'_> {
+    fn linearized(&self, i: usize) -> bool {
+        let (bits, b) = if i < self.known {
+            (&self.known_bits, i)
+        } else {
+            (&self.unknown_bits, i - self.known)
+        };
+        bits[b / 64] & (1 << (b % 64)) != 0
+    }
+
+    /// Flips whether operation `i` is linearized.
+    fn flip(&mut self, i: usize) {
+        if i < self.known {
+            self.known_bits[i / 64] ^= 1 << (i % 64);
+            self.known_hash ^= self.bit_hash[i];
+        } else {
+            let b = i - self.known;
+            self.unknown_bits[b / 64] ^= 1 << (b % 64);
+        }
+    }
+
+    fn normalize(&self, value: Option<u64>) -> Option<u64> {
+        match value {
+            Some(v) if v != self.dead && self.live[v as usize] == 0 => Some(self.dead),
+            other => other,
+        }
+    }
+
+    /// Whether operation `i` is a write of a value nothing still to be linearized observes.
+    fn writes_dead_value(&self, i: usize) -> bool {
+        matches!(self.ops[i].effect, Effect::Write(v) if self.normalize(Some(v)) == Some(self.dead))
+    }
+
+    /// Linearizes operation `i` next if the model and the canonical form allow it and the resulting configuration is
+    /// new; returns the frame that undoes it.
+    fn try_push(&mut self, i: usize, cursor: Cursor) -> Option<Frame> {
+        let op = self.ops[i];
+        let before = self.value;
+        let next = op.step(before)?;
+        // Whether the last unknown operation is still unneeded (see `Tag`).
+        let still_unneeded = match self.tag {
+            Tag::Unneeded(_) if op.is_blind_write() => return None,
+            Tag::Unneeded(s0) => op.known() && next == before && op.step(s0) == Some(s0),
+            Tag::Free => false,
+        };
+        if let Some(x) = self.observes[i] {
+            self.live[x] -= 1;
+        }
+        let value = self.normalize(next);
+        let tag = match self.tag {
+            Tag::Unneeded(s0) if still_unneeded => Tag::Unneeded(self.normalize(s0)),
+            _ if op.known() => Tag::Free,
+            _ => Tag::Unneeded(self.normalize(before)),
+        };
+        // An unknown operation that changes nothing is left out.
+        let mut added = op.known() || value != self.normalize(before);
+        if added {
+            self.flip(i);
+            added = self.cache.insert(
+                config_hash(self.known_hash, value, tag),
+                &self.known_bits,
+                &self.unknown_bits,
+                value,
+                tag,
+            );
+            if !added {
+                self.flip(i);
+            }
+        }
+        if !added {
+            if let Some(x) = self.observes[i] {
+                self.live[x] += 1;
+            }
+            return None;
+        }
+        let frame = Frame {
+            op: i,
+            cursor,
+            value: self.value,
+            tag: self.tag,
+        };
+        self.value = value;
+        self.tag = tag;
+        Some(frame)
+    }
+
+    /// Undoes the linearization of operation `i`.
+    fn pop(&mut self, i: usize, frame: &Frame) {
+        self.flip(i);
+        if let Some(x) = self.observes[i] {
+            self.live[x] += 1;
+        }
+        self.value = frame.value;
+        self.tag = frame.tag;
+    }
+}
+
+/// The Wing & Gong search with memoization over one key's operations (`ids`: indices into `records`).
+///
+/// Known operations take part through the time-ordered list of their invocations and completions, as in WGL.
+/// Operations with an unknown outcome complete at +infinity, so they are kept apart and tried after the known
+/// candidates, whenever they were invoked no later than the first pending completion. Three reductions keep them from
+/// multiplying the search space, each preserving whether a linearization exists:
+/// - values nothing still to be linearized compares against are indistinguishable, so they are merged (see `Search`);
+/// - interchangeable unknown operations (identical ones, and writes of such values) go in invocation order;
+/// - an unknown operation is only linearized when it changes the value and something needs it (see `Tag`).
+fn check_key(records: &[Record], ids: &[usize], budget: u64) -> KeyVerdict {
+    let mut ops: Vec<KeyOp> = ids
+        .iter()
+        .filter_map(|&i| KeyOp::from_record(i, &records[i]))
+        .collect();
+    // Known operations first (low bits), each group in invocation order.
+    ops.sort_by_key(|op| (!op.known(), op.invoked_at, op.record));
+    let known = ops.iter().filter(|op| op.known()).count();
+    if known == 0 {
+        return KeyVerdict::Linearizable;
+    }
+    let n = ops.len();
+
+    // Values to ids.
+    let observed: BTreeSet<u64> = ops.iter().filter_map(KeyOp::observed).collect();
+    let names: Vec<u64> = observed.iter().copied().collect();
+    let dead = names.len() as u64;
+    let id = |v: u64| names.binary_search(&v).map_or(dead, |i| i as u64);
+    let renamed: Vec<KeyOp> = ops
+        .iter()
+        .map(|op| {
+            let effect = match op.effect {
+                Effect::Read(seen) => Effect::Read(seen.map(id)),
+                Effect::Write(v) => Effect::Write(id(v)),
+                Effect::Cas {
+                    expected,
+                    new,
+                    succeeded,
+                } => Effect::Cas {
+                    expected: expected.map(id),
+                    new: id(new),
+                    succeeded,
+                },
+            };
+            KeyOp { effect, ..*op }
+        })
+        .collect();
+    let observes: Vec<Option<usize>> = renamed
+        .iter()
+        .map(|op| op.observed().map(|v| v as usize))
+        .collect();
+    let mut live = vec![0u32; names.len()];
+    for &x in observes.iter().flatten() {
+        live[x] += 1;
+    }
+    // For each unknown operation, the previous identical one.
+    let mut twin = vec![usize::MAX; n];
+    let mut last_like: BTreeMap<Effect, usize> = BTreeMap::new();
+    for (i, op) in renamed.iter().enumerate().skip(known) {
+        if let Some(prev) = last_like.insert(op.effect, i) {
+            twin[i] = prev;
+        }
+    }
+    // The unknown candidates, each list in invocation order: the writes (only tried when the tag allows a blind
+    // write), then the CASes expecting the current value (by `slot`), as only they can change it.
+    let slot = |value: Option<u64>| value.map_or(0, |v| v as usize + 1);
+    let mut writes = Vec::new();
+    let mut cas_by_expected = vec![Vec::new(); names.len() + 2];
+    for (i, op) in renamed.iter().enumerate().skip(known) {
+        match op.effect {
+            Effect::Write(_) => writes.push(i),
+            Effect::Cas { expected, .. } => cas_by_expected[slot(expected)].push(i),
+            Effect::Read(_) => unreachable!("unknown reads are dropped"),
+        }
+    }
+
+    // The known operations' events in time order, calls before completions at the same time (closed intervals), as
+    // a doubly linked list over entries 1..=2k with sentinels HEAD = 0 and TAIL = 2k + 1.
+    let mut events: Vec<(u64, bool, usize)> = Vec::with_capacity(2 * known);
+    for (i, op) in ops.iter().enumerate().take(known) {
+        events.push((op.invoked_at, false, i));
+        events.push((op.completed_at.expect("known"), true, i));
+    }
+    events.sort_unstable();
+    const HEAD: usize = 0;
+    let tail = 2 * known + 1;
+    let mut next: Vec<usize> = (1..=tail + 1).collect();
+    let mut prev: Vec<usize> = (0..=tail).map(|i| i.saturating_sub(1)).collect();
+    next[tail] = tail;
+    let mut entry_op = vec![usize::MAX; tail + 1];
+    let mut entry_time = vec![0u64; tail + 1];
+    let mut is_call = vec![false; tail + 1];
+    let mut partner = vec![usize::MAX; tail + 1];
+    let mut call_entry = vec![usize::MAX; known];
+    for (pos, &(time, is_return, op)) in events.iter().enumerate() {
+        let e = pos + 1;
+        entry_op[e] = op;
+        entry_time[e] = time;
+        if is_return {
+            partner[call_entry[op]] = e;
+        } else {
+            is_call[e] = true;
+            call_entry[op] = e;
+        }
+    }
+    let lift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize, m: usize| {
+        next[prev[e]] = next[e];
+        prev[next[e]] = prev[e];
+        next[prev[m]] = next[m];
+        prev[next[m]] = prev[m];
+    };
+    let unlift = |next: &mut Vec<usize>, prev: &mut Vec<usize>, e: usize, m: usize| {
+        next[prev[m]] = m;
+        prev[next[m]] = m;
+        next[prev[e]] = e;
+        prev[next[e]] = e;
+    };
+
+    let mut search = Search {
+        ops: &renamed,
+        observes,
+        live,
+        dead,
+        known,
+        known_bits: vec![0; known.div_ceil(64)],
+        known_hash: 0,
+        unknown_bits: vec![0; (n - known).div_ceil(64)],
+        bit_hash: (0..known)
+            .map(|i| mix(i as u64 ^ 0x243F_6A88_85A3_08D3))
+            .collect(),
+        value: None,
+        tag: Tag::Free,
+        cache: Cache::new(),
+    };
+    let mut linearized_known = 0usize;
+    let mut stack: Vec<Frame> = Vec::new();
+    let mut furthest: Option<Furthest> = None;
+    let mut steps = 0u64;
+    let mut cursor = Cursor::Known(next[HEAD]);
+    loop {
+        if linearized_known == known {
+            return KeyVerdict::Linearizable;
+        }
+        steps += 1;
+        if steps > budget {
+            return KeyVerdict::BudgetExceeded;
+        }
+        match cursor {
+            Cursor::Known(e) if is_call[e] => {
+                if let Some(frame) = search.try_push(entry_op[e], cursor) {
+                    stack.push(frame);
+                    linearized_known += 1;
+                    lift(&mut next, &mut prev, e, partner[e]);
+                    cursor = Cursor::Known(next[HEAD]);
+                } else {
+                    cursor = Cursor::Known(next[e]);
+                }
+            }
+            Cursor::Known(e) => {
+                // The first pending completion (the list never runs out while known operations are pending): no
+                // known operation invoked before it can go next; try the unknown ones, then backtrack.
+                if furthest.as_ref().is_none_or(|f| stack.len() > f.depth) {
+                    furthest = Some(furthest_point(&stack, e, &next, &entry_op, search.value));
+                }
+                let writes_allowed = search.tag == Tag::Free;
+                cursor = Cursor::Unknown {
+                    pos: if writes_allowed { 0 } else { writes.len() },
+                    limit: e,
+                    first_dead: writes
+                        .iter()
+                        .copied()
+                        .find(|&w| {
+                            writes_allowed && !search.linearized(w) && search.writes_dead_value(w)
+                        })
+                        .unwrap_or(usize::MAX),
+                };
+            }
+            Cursor::Unknown {
+                pos,
+                limit,
+                first_dead,
+            } if pos < writes.len() + cas_by_expected[slot(search.value)].len() => {
+                let op = match writes.get(pos) {
+                    Some(&w) => w,
+                    None => cas_by_expected[slot(search.value)][pos - writes.len()],
+                };
+                let next_pos = if ops[op].invoked_at > entry_time[limit] {
+                    // Not invoked yet, nor any later one of the same list.
+                    if pos < writes.len() {
+                        writes.len()
+                    } else {
+                        usize::MAX
+                    }
+                } else {
+                    let ready = !search.linearized(op)
+                        && (twin[op] == usize::MAX || search.linearized(twin[op]))
+                        && (op == first_dead || !search.writes_dead_value(op));
+                    if let Some(frame) = ready.then(|| search.try_push(op, cursor)).flatten() {
+                        stack.push(frame);
+                        cursor = Cursor::Known(next[HEAD]);
+                        continue;
+                    }
+                    pos + 1
+                };
+                cursor = Cursor::Unknown {
+                    pos: next_pos,
+                    limit,
+                    first_dead,
+                };
+            }
+            Cursor::Unknown { .. } => {
+                let Some(frame) = stack.pop() else {
+                    let f = furthest.expect("recorded before any backtracking");
+                    return KeyVerdict::NotLinearizable(explain(records, &ops, &names, &f));
+                };
+                search.pop(frame.op, &frame);
+                cursor = match frame.cursor {
+                    Cursor::Known(e) => {
+                        linearized_known -= 1;
+                        unlift(&mut next, &mut prev, e, partner[e]);
+                        Cursor::Known(next[e])
+                    }
+                    Cursor::Unknown {
+                        pos,
+                        limit,
+                        first_dead,
+                    } => Cursor::Unknown {
+                        pos: pos + 1,
+                        limit,
+                        first_dead,
+                    },
+                };
+            }
+        }
+    }
+}
+
+/// Records where the search stands when blocked at completion entry `blocked_at`.
+fn furthest_point(
+    stack: &[Frame],
+    blocked_at: usize,
+    next: &[usize],
+    entry_op: &[usize],
+    value: Option<u64>,
+) -> Furthest {
+    let blocked = entry_op[blocked_at];
+    let mut candidates = Vec::new();
+    let mut more_candidates = false;
+    let mut at = next[0];
+    while at != blocked_at {
+        if entry_op[at] != blocked {
+            if candidates.len() == EXPLAIN_CANDIDATES {
+                more_candidates = true;
+                break;
+            }
+            candidates.push(entry_op[at]);
+        }
+        at = next[at];
+    }
+    let skip = stack.len().saturating_sub(EXPLAIN_RECENT);
+    let recent = stack[skip..].iter().map(|f| f.op).collect();
+    Furthest {
+        depth: stack.len(),
+        blocked,
+        value,
+        recent,
+        candidates,
+        more_candidates,
+    }
+}
+
+/// A short description of one operation: `#id c<client> <op> [<invoked>, <completed or ?>]`.
+fn describe(records: &[Record], op: &KeyOp) -> String {
+    let record = &records[op.record];
+    let body = match (record.op, record.outcome) {
+        (Op::Read { .. }, Outcome::Completed { result, .. }) => match result {
+            OpResult::Read(v) => format!("read -> {v:?}"),
+            _ => "read".to_string(),
+        },
+        (Op::Read { .. }, _) => "read".to_string(),
+        (Op::Write { value, .. }, _) => format!("write {value}"),
+        (Op::Cas { expected, new, .. }, outcome) => {
+            let result = match outcome {
+                Outcome::Completed {
+                    result: OpResult::Cas(ok),
+                    ..
+                } => ok.to_string(),
+                _ => "?".to_string(),
+            };
+            format!("cas {expected:?} -> {new} = {result}")
+        }
+    };
+    let completed = match op.completed_at {
+        Some(at) => at.to_string(),
+        None => "?".to_string(),
+    };
+    format!(
+        "#{} c{} {} [{}, {}]",
+        op.record, record.client, body, op.invoked_at, completed
+    )
+}
+
+/// The explanation of a key's failure (`ops` with their original values; `names` maps value ids back).
+fn explain(records: &[Record], ops: &[KeyOp], names: &[u64], f: &Furthest) -> String {
+    let list = |ids: &[usize]| -> String {
+        ids.iter()
+            .map(|&i| describe(records, &ops[i]))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut out = format!("cannot linearize {}", describe(records, &ops[f.blocked]));
+    if f.depth == 0 {
+        out.push_str(" first (value absent)");
+    } else {
+        let value = match f.value {
+            None => "absent".to_string(),
+            Some(id) => match names.get(id as usize) {
+                Some(v) => v.to_string(),
+                None => "one nothing later reads".to_string(),
+            },
+        };
+        out.push_str(&format!(
+            " after {} ops (last: {}; value then {value})",
+            f.depth,
+            list(&f.recent)
+        ));
+    }
+    if !f.candidates.is_empty() {
+        out.push_str(&format!("; other candidates: {}", list(&f.candidates)));
+        if f.more_candidates {
+            out.push_str(", ...");
+        }
+    }
+    out
+}
