@@ -43,3 +43,6 @@ pub use types::{
     Bytes, Configuration, ConflictHint, Entry, HardState, Index, Message, Payload, Server,
     ServerId, Suffrage, Term,
 };
+
+#[cfg(test)]
+mod tests;
