@@ -10,8 +10,8 @@ use cairn::raft::codec::{
 };
 use cairn::raft::rng::Rng;
 use cairn::raft::{
-    Action, Configuration, Entry, HardState, Index, Input, Message, Node, Options, Payload,
-    RaftError, RestoreState, Role, Server, ServerId, Suffrage, Term,
+    Action, Configuration, Entry, HardState, Index, Input, MembershipChange, Message, Node,
+    Options, Payload, RaftError, RestoreState, Role, Server, ServerId, Suffrage, Term,
 };
 use cairn_storage::{DataDir, EntryRef, Log, LogOptions, MemDisk, MetaStore, SnapshotStore};
 use std::cmp::Reverse;
@@ -255,6 +255,7 @@ impl Sim {
                     self.cfg.converge_ms
                 )));
             }
+            self.repair_membership()?;
             self.run_until(self.now + 100)?;
         }
         self.final_reads()?;
@@ -1097,6 +1098,13 @@ impl Sim {
                     self.restart(i)?;
                 }
             }
+            80..=86 => self.change_membership()?,
+            87..=90 => {
+                if let Some(l) = self.leader_index() {
+                    self.note(format!("n{l} asked to transfer leadership"));
+                    self.step(l, Input::TransferLeadership { ctx: 0, to: None })?;
+                }
+            }
             _ => {
                 self.net.drop_pct = self.rng.range(0, 15);
                 self.net.dup_pct = self.rng.range(0, 10);
@@ -1106,6 +1114,65 @@ impl Sim {
                     self.net.drop_pct, self.net.dup_pct, self.net.delay_ms_max
                 ));
             }
+        }
+        Ok(())
+    }
+
+    fn leader_index(&self) -> Option<usize> {
+        (0..self.nodes.len()).find(|&i| {
+            self.nodes[i]
+                .live
+                .as_ref()
+                .is_some_and(|l| l.raft.role() == Role::Leader)
+        })
+    }
+
+    /// A random single-server change on the leader: remove a voter (keeping at least three), add a missing server
+    /// as a non-voter, or promote a non-voter.
+    fn change_membership(&mut self) -> Result<(), Fail> {
+        let Some(l) = self.leader_index() else {
+            return Ok(());
+        };
+        let target = self.rng.range(0, self.nodes.len() as u64) as usize;
+        let config = self.nodes[l]
+            .live
+            .as_ref()
+            .expect("live")
+            .raft
+            .config()
+            .clone();
+        let id = self.nodes[target].id;
+        let address = format!("127.0.0.{}:8300", target + 1);
+        let change = match config.get(id).map(|s| s.suffrage) {
+            Some(Suffrage::Voter) if config.voters().count() > 3 && target != l => {
+                MembershipChange::Remove { id }
+            }
+            Some(Suffrage::Voter) => return Ok(()),
+            Some(Suffrage::Nonvoter) => MembershipChange::AddVoter { id, address },
+            None => MembershipChange::AddNonvoter { id, address },
+        };
+        self.note(format!("n{l} membership change {change:?}"));
+        self.step(l, Input::ChangeMembership { ctx: 0, change })
+    }
+
+    /// After healing: adds back, one change at a time, every server the configuration lacks as a voter.
+    fn repair_membership(&mut self) -> Result<(), Fail> {
+        let Some(l) = self.leader_index() else {
+            return Ok(());
+        };
+        let raft = &self.nodes[l].live.as_ref().expect("live").raft;
+        if raft.config_index() > raft.commit_index() {
+            return Ok(());
+        }
+        let config = raft.config().clone();
+        let missing = (0..self.nodes.len()).find(|&i| !config.is_voter(self.nodes[i].id));
+        if let Some(i) = missing {
+            let change = MembershipChange::AddVoter {
+                id: self.nodes[i].id,
+                address: format!("127.0.0.{}:8300", i + 1),
+            };
+            self.note(format!("n{l} repairs membership: {change:?}"));
+            self.step(l, Input::ChangeMembership { ctx: 0, change })?;
         }
         Ok(())
     }
@@ -1148,7 +1215,11 @@ impl Sim {
             return false;
         };
         let last = leader.raft.log().last_index();
-        leader.raft.commit_index() == last
+        let full = self
+            .nodes
+            .iter()
+            .all(|n| leader.raft.config().is_voter(n.id));
+        full && leader.raft.commit_index() == last
             && lives.iter().all(|l| {
                 l.applied == last && l.raft.term() == leader.raft.term() && l.kv == leader.kv
             })
