@@ -135,6 +135,17 @@ impl Node {
         });
     }
 
+    /// A message from the current term's leader: follow it, note the contact, restart the election timer.
+    fn heard_from_leader(&mut self, from: ServerId, out: &mut Vec<Action>) {
+        if self.role != Role::Follower {
+            let term = self.term;
+            self.become_follower(term, Some(from), out);
+        }
+        self.leader = Some(from);
+        self.leader_contact_ms = Some(self.now_ms);
+        self.reset_election_deadline();
+    }
+
     /// The follower's side of AppendEntries.
     #[allow(clippy::too_many_arguments)]
     pub(super) fn handle_append(
@@ -147,13 +158,7 @@ impl Node {
         round: u64,
         out: &mut Vec<Action>,
     ) {
-        if self.role != Role::Follower {
-            let term = self.term;
-            self.become_follower(term, Some(from), out);
-        }
-        self.leader = Some(from);
-        self.leader_contact_ms = Some(self.now_ms);
-        self.reset_election_deadline();
+        self.heard_from_leader(from, out);
         let reply = match self.log.plan_append(prev_index, prev_term, &entries) {
             None => {
                 let index = self.log.find_conflict_by_term(prev_index, prev_term);
@@ -268,13 +273,7 @@ impl Node {
         configuration: Configuration,
         out: &mut Vec<Action>,
     ) {
-        if self.role != Role::Follower {
-            let term = self.term;
-            self.become_follower(term, Some(from), out);
-        }
-        self.leader = Some(from);
-        self.leader_contact_ms = Some(self.now_ms);
-        self.reset_election_deadline();
+        self.heard_from_leader(from, out);
         if self.log.term(index) == Some(last_term) {
             // The log already holds the snapshot's last entry: keep what follows it (§7); those entries may have
             // been acknowledged. Everything up to `index` is committed.

@@ -15,14 +15,18 @@ impl Node {
         }
     }
 
+    /// Whether this server may take a leader-only request now: it leads and is not handing leadership over.
+    fn ready_to_lead(&self) -> Result<(), RaftError> {
+        match (self.role, &self.transfer) {
+            (Role::Leader, None) => Ok(()),
+            (Role::Leader, Some(_)) => Err(RaftError::TransferInProgress),
+            _ => Err(self.not_leader()),
+        }
+    }
+
     /// Appends client commands (leader only) and reports where each went.
     pub(super) fn propose(&mut self, commands: Vec<(u64, Bytes)>, out: &mut Vec<Action>) {
-        let refusal = match (self.role, &self.transfer) {
-            (Role::Leader, None) => None,
-            (Role::Leader, Some(_)) => Some(RaftError::TransferInProgress),
-            _ => Some(self.not_leader()),
-        };
-        if let Some(error) = refusal {
+        if let Err(error) = self.ready_to_lead() {
             for (ctx, _) in commands {
                 self.refuse(ctx, error.clone(), out);
             }
@@ -96,13 +100,8 @@ impl Node {
         change: MembershipChange,
         out: &mut Vec<Action>,
     ) {
-        if self.role != Role::Leader {
-            let error = self.not_leader();
+        if let Err(error) = self.ready_to_lead() {
             self.refuse(ctx, error, out);
-            return;
-        }
-        if self.transfer.is_some() {
-            self.refuse(ctx, RaftError::TransferInProgress, out);
             return;
         }
         if self.config_index() > self.commit || self.commit < self.term_start_index {
@@ -137,13 +136,8 @@ impl Node {
         to: Option<ServerId>,
         out: &mut Vec<Action>,
     ) {
-        if self.role != Role::Leader {
-            let error = self.not_leader();
+        if let Err(error) = self.ready_to_lead() {
             self.refuse(ctx, error, out);
-            return;
-        }
-        if self.transfer.is_some() {
-            self.refuse(ctx, RaftError::TransferInProgress, out);
             return;
         }
         let target = to.or_else(|| {

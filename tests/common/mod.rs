@@ -1,22 +1,18 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
-/// SplitMix64: a tiny seeded PRNG, so every test run is replayable from its seed.
-pub struct Rng(u64);
+/// The seeded PRNG of the pure cores (SplitMix64) with the helpers tests want, so every run replays from its seed.
+pub struct Rng(cairn::raft::rng::Rng);
 
 impl Rng {
     /// A generator for `seed`.
     pub fn new(seed: u64) -> Self {
-        Rng(seed ^ 0x5DEE_CE66_D1CE_4E5B)
+        Rng(cairn::raft::rng::Rng::new(seed))
     }
 
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0.next_u64()
     }
 
     /// A number in `0..n` (0 when `n` is 0).
