@@ -63,3 +63,16 @@ fn three_servers_without_faults_commit_and_agree() {
     );
     assert_eq!(report.crashes, 0);
 }
+
+#[test]
+fn a_seed_replays_exactly() {
+    let run = |seed| {
+        let r = Sim::new(seed, SimConfig::default())
+            .and_then(|mut s| s.run())
+            .unwrap_or_else(|e| panic!("SIM_SEED={seed}: {e}"));
+        (r.events, r.ops, r.completed, r.crashes, r.max_term, r.commit, r.snapshots_installed)
+    };
+    for seed in [3, 11] {
+        assert_eq!(run(seed), run(seed), "SIM_SEED={seed} did not replay identically");
+    }
+}
