@@ -70,9 +70,21 @@ fn a_seed_replays_exactly() {
         let r = Sim::new(seed, SimConfig::default())
             .and_then(|mut s| s.run())
             .unwrap_or_else(|e| panic!("SIM_SEED={seed}: {e}"));
-        (r.events, r.ops, r.completed, r.crashes, r.max_term, r.commit, r.snapshots_installed)
+        (
+            r.events,
+            r.ops,
+            r.completed,
+            r.crashes,
+            r.max_term,
+            r.commit,
+            r.snapshots_installed,
+        )
     };
     for seed in [3, 11] {
-        assert_eq!(run(seed), run(seed), "SIM_SEED={seed} did not replay identically");
+        assert_eq!(
+            run(seed),
+            run(seed),
+            "SIM_SEED={seed} did not replay identically"
+        );
     }
 }

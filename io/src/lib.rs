@@ -4,8 +4,11 @@
 //!   signals and shutdown.
 //! - [`net`]: the server-to-server transport: a CRC-checked frame codec and framed TCP
 //!   listeners and peers.
+//! - [`http`]: HTTP/1.1 server framing: an incremental request parser, a response writer and a
+//!   keep-alive, pipelining server loop with limits and timeouts.
 #![warn(missing_docs)]
 
+pub mod http;
 pub mod net;
 pub mod runtime;
 
