@@ -3,9 +3,11 @@
 //! See /work/shared/design/ARCHITECTURE.md for the map. Present so far:
 //! - [`cli`]: command dispatch (`version`, `agent`), argv\[0\] `cairn` or `consul`
 //! - [`config`]: Go-flag-syntax parsing into an [`config::AgentConfig`]
-//! - [`agent`]: starts the executor topology (from `cairn-io`) and runs until a signal
+//! - [`agent`]: starts the executor topology (from `cairn-io`) and runs until a signal; a `-server` agent runs
+//!   the Raft driver (`agent::raft_driver`) on the Raft executor
 //! - [`logging`], [`ui`]: Consul-shaped log lines and user output
 //! - [`raft`]: the pure Raft core (`Node::step`)
+//! - [`rpc`]: the pure server RPC wire format (Raft messages, snapshot chunks, forwarded writes)
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -13,4 +15,5 @@ pub mod cli;
 pub mod config;
 pub mod logging;
 pub mod raft;
+pub mod rpc;
 pub mod ui;

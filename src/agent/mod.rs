@@ -1,15 +1,23 @@
 //! The agent: plans and starts the executor topology, prints Consul-like startup lines, and runs
-//! until SIGINT/SIGTERM. The drivers (Raft, gossip, HTTP, DNS) will run on these executors.
+//! until SIGINT/SIGTERM. A `-server` agent runs the Raft driver ([`raft_driver`]) on the Raft
+//! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
+
+pub mod raft_driver;
+pub mod rpc_client;
+pub mod server;
+pub mod state_machine;
 
 use crate::config::AgentConfig;
 use crate::logging::Logger;
 use crate::ui;
 use cairn_io::runtime::{
-    format_bytes, ExecutorContext, ExecutorError, RuntimeError, RuntimeEvent, ShutdownSignals,
-    Topology, TopologyOptions,
+    format_bytes, ExecutorContext, ExecutorError, ExecutorRole, RuntimeError, RuntimeEvent,
+    ShutdownSignals, Topology, TopologyOptions,
 };
+use server::ServerPlan;
 use std::fmt;
 use std::path::PathBuf;
+use std::sync::Arc;
 
 /// How long a graceful shutdown may take before the agent gives up and exits non-zero.
 pub const SHUTDOWN_TIMEOUT_MS: u64 = 5_000;
@@ -79,7 +87,21 @@ pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
     ui::output("==> Log data will now stream in as it occurs:");
     ui::output("");
 
-    let mut running = topology.start(executor_main)?;
+    let plan = ServerPlan::from_config(config).map(Arc::new);
+    if let Some(plan) = &plan {
+        let bootstrap = match &plan.driver.bootstrap {
+            Some(c) => format!(", bootstrap configuration of {} servers", c.servers.len()),
+            None => String::new(),
+        };
+        logger.info(
+            "agent.server",
+            &format!(
+                "raft server {:016x} on {}{bootstrap}",
+                plan.driver.raft.id.0, plan.driver.bind
+            ),
+        );
+    }
+    let mut running = topology.start(move |context| executor_main(context, plan.clone()))?;
     running.watch_signals(signals)?;
     for plan in topology.executors() {
         let cpu = plan.cpu.map_or("any".to_string(), |cpu| cpu.to_string());
@@ -146,13 +168,20 @@ fn banner(config: &AgentConfig, topology: &Topology) -> Vec<String> {
             "none (dev mode keeps state in memory)".to_string(),
         ),
         (true, Some(path)) => ("true (dev mode)", path.display().to_string()),
+        (false, Some(path)) if config.server => ("true", path.display().to_string()),
         (false, Some(path)) => ("false", path.display().to_string()),
         (false, None) => ("false", "none".to_string()),
+    };
+    let server = match (config.server, config.bootstrap, config.bootstrap_expect) {
+        (true, true, _) => "true (bootstrap: true)".to_string(),
+        (true, false, Some(n)) => format!("true (bootstrap-expect: {n})"),
+        _ => server.to_string(),
     };
     let rows = [
         ("Version", format!("'{}'", env!("CARGO_PKG_VERSION"))),
         ("Node name", format!("'{}'", config.node_name)),
-        ("Server", server.to_string()),
+        ("Server", server),
+        ("Datacenter", format!("'{}'", config.datacenter)),
         ("Data dir", data_dir),
         (
             "Executors",
@@ -177,9 +206,17 @@ fn banner(config: &AgentConfig, topology: &Topology) -> Vec<String> {
         .collect()
 }
 
-/// Every executor's main future for now: wait for shutdown. Later issues put the Raft driver on
-/// the Raft executor and the network front ends on the shards.
-async fn executor_main(context: ExecutorContext) -> Result<(), ExecutorError> {
-    context.shutdown.wait().await;
-    Ok(())
+/// Every executor's main future: the Raft executor of a server runs the Raft driver; the others wait
+/// for shutdown (the network front ends will run on the shards).
+async fn executor_main(
+    context: ExecutorContext,
+    plan: Option<Arc<ServerPlan>>,
+) -> Result<(), ExecutorError> {
+    match (context.plan.role, plan) {
+        (ExecutorRole::Raft, Some(plan)) => plan.run(&context.shutdown).await,
+        _ => {
+            context.shutdown.wait().await;
+            Ok(())
+        }
+    }
 }

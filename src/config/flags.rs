@@ -53,6 +53,17 @@ impl ParsedFlags {
             })
     }
 
+    /// Every value given for a string flag, in order (for repeatable flags such as `-retry-join`).
+    pub fn strings(&self, name: &str) -> Vec<&str> {
+        self.values
+            .iter()
+            .filter_map(|(flag, value)| match value {
+                FlagValue::String(s) if *flag == name => Some(s.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+
     /// The last value given for a string flag, if it was given.
     pub fn string(&self, name: &str) -> Option<&str> {
         self.values
@@ -222,6 +233,9 @@ mod tests {
         assert_eq!((p.bool("dev"), p.rest), (Some(true), args(&["false"])));
         let p = parse(SPECS, &args(&["-data-dir="])).expect("ok");
         assert_eq!(p.string("data-dir"), Some(""));
+        let p = parse(SPECS, &args(&["-data-dir=/a", "-dev", "-data-dir", "/b"])).expect("ok");
+        assert_eq!(p.strings("data-dir"), ["/a", "/b"]);
+        assert!(p.strings("dev").is_empty());
     }
 
     #[test]

@@ -1,0 +1,115 @@
+//! Server mode: what a `-server` agent runs on its Raft executor. The Raft driver with the key/value state
+//! machine, listening on `-bind`:`-server-port`.
+//!
+//! Until gossip exists (issue 6) the servers of a new cluster are this one plus the `-retry-join` addresses,
+//! and every one of them bootstraps the identical configuration entry. A server's Raft id must be known to
+//! all of them before they have talked, so it is derived from its server RPC address (`IP:PORT`) with
+//! FNV-1a 64: the node names of the other servers are not known yet. Gossip will carry Consul's node ids.
+
+use super::raft_driver::{RaftDriverOptions, RaftHandle};
+use super::state_machine::KvStateMachine;
+use crate::config::AgentConfig;
+use crate::raft::{Configuration, Options, Server, ServerId, Suffrage};
+use cairn_io::runtime::ExecutorError;
+use cairn_io::Shutdown;
+use std::net::SocketAddr;
+
+/// FNV-1a 64 of `text`.
+pub fn fnv1a64(text: &str) -> u64 {
+    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
+    for b in text.bytes() {
+        hash ^= u64::from(b);
+        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
+    }
+    hash
+}
+
+/// The Raft id of the server whose RPC address is `addr`.
+pub fn server_id(addr: SocketAddr) -> ServerId {
+    ServerId(fnv1a64(&addr.to_string()))
+}
+
+/// Everything the Raft executor needs to run this server (built on the main thread, `Send`).
+#[derive(Clone, Debug)]
+pub struct ServerPlan {
+    /// The driver's options.
+    pub driver: RaftDriverOptions,
+}
+
+impl ServerPlan {
+    /// The plan for `config`, or `None` when it is not a server.
+    pub fn from_config(config: &AgentConfig) -> Option<ServerPlan> {
+        if !config.server {
+            return None;
+        }
+        let addr = config.server_addr()?;
+        let data_dir = config.data_dir.clone()?;
+        let id = server_id(addr);
+        let mut driver = RaftDriverOptions::new(id, data_dir, addr);
+        driver.raft = Options {
+            trailing_entries: config.raft_trailing_logs,
+            ..Options::consul(id, 1)
+        };
+        driver.datacenter = config.datacenter.clone();
+        driver.snapshot_threshold = config.raft_snapshot_threshold;
+        driver.log_level = config.log_level;
+        driver.seed = id.0 ^ u64::from(std::process::id()) ^ clock_nanos();
+        driver.bootstrap = match (config.bootstrap, config.bootstrap_expect) {
+            (true, _) => Some(bootstrap_configuration(&[addr])),
+            (false, Some(_)) => Some(bootstrap_configuration(&config.bootstrap_servers())),
+            (false, None) => None,
+        };
+        Some(ServerPlan { driver })
+    }
+
+    /// Runs the server until `shutdown`: starts the driver, waits, closes it. Errors end the executor.
+    pub async fn run(&self, shutdown: &Shutdown) -> Result<(), ExecutorError> {
+        let handle = RaftHandle::start(
+            self.driver.clone(),
+            Box::new(KvStateMachine::new()),
+            shutdown,
+        )
+        .await?;
+        handle.stopped().await;
+        handle.close().await?;
+        Ok(())
+    }
+}
+
+/// The bootstrap configuration naming `servers` (all voters).
+pub fn bootstrap_configuration(servers: &[SocketAddr]) -> Configuration {
+    Configuration::new(
+        servers
+            .iter()
+            .map(|addr| Server {
+                id: server_id(*addr),
+                suffrage: Suffrage::Voter,
+                address: addr.to_string(),
+            })
+            .collect(),
+    )
+}
+
+fn clock_nanos() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos() as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_fnv1a_of_the_address_and_every_server_bootstraps_the_same_configuration() {
+        assert_eq!(fnv1a64(""), 0xcbf2_9ce4_8422_2325);
+        assert_eq!(fnv1a64("a"), 0xaf63_dc4c_8601_ec8c);
+        let a: SocketAddr = "127.0.0.1:8300".parse().unwrap();
+        let b: SocketAddr = "127.0.0.2:8300".parse().unwrap();
+        assert_eq!(
+            bootstrap_configuration(&[a, b]),
+            bootstrap_configuration(&[b, a])
+        );
+        assert_ne!(server_id(a), server_id(b));
+    }
+}

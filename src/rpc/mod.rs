@@ -1,0 +1,936 @@
+//! The server RPC wire format: what one frame of the server transport (`cairn_io::net`) carries between
+//! servers, and between a client helper and a server. PURE: bytes in, values out; no IO.
+//!
+//! Every payload is a [`Header`] (version, kind, datacenter, sender, request id) followed by a body chosen by
+//! the kind: every Raft [`Message`], a [`SnapshotChunk`], a forwarded client write ([`ApplyRequest`]) with its
+//! replies ([`Body::Applied`], [`ErrorReply`]), a read ([`ReadRequest`], [`Body::ReadResult`]) and a status
+//! query ([`Body::Status`], [`StatusReply`]). The byte layout is in `src/rpc/WIRE.md`.
+//!
+//! Integers are little-endian and fixed width; every variable-length field is length-prefixed and bounded
+//! (the `*_MAX` constants); a frame must be consumed exactly. [`decode`] never panics: bad bytes are a
+//! [`DecodeError`] naming the field and the byte offset.
+
+use crate::raft::codec::{
+    decode_configuration, decode_payload, encode_configuration, encode_payload,
+};
+use crate::raft::{Configuration, ConflictHint, Entry, Index, Message, ServerId, Term};
+use std::fmt;
+
+#[cfg(test)]
+mod tests;
+
+/// The wire version this code speaks; a frame with another version is refused.
+pub const WIRE_VERSION: u8 = 1;
+/// Bytes a datacenter name may take.
+pub const DATACENTER_BYTES_MAX: usize = 128;
+/// Entries one append message may carry.
+pub const APPEND_ENTRIES_MAX: usize = 65_536;
+/// Bytes one entry's encoded payload may take (the log's frame payload limit).
+pub const ENTRY_BYTES_MAX: usize = 64 << 20;
+/// Bytes one snapshot chunk may carry.
+pub const CHUNK_BYTES_MAX: usize = 1 << 20;
+/// Bytes a whole snapshot may take (a chunk's `total_bytes`).
+pub const SNAPSHOT_BYTES_MAX: u64 = 16 << 30;
+/// Bytes an encoded configuration may take.
+pub const CONFIG_BYTES_MAX: usize = 4 << 20;
+/// Bytes an ACL token may take.
+pub const TOKEN_BYTES_MAX: usize = 512;
+/// Bytes a reply address (`IP:PORT`) may take.
+pub const ADDRESS_BYTES_MAX: usize = 256;
+/// Bytes a client command, a read query, or a result may take.
+pub const COMMAND_BYTES_MAX: usize = 32 << 20;
+/// Bytes an error message may take.
+pub const ERROR_MESSAGE_BYTES_MAX: usize = 4096;
+
+/// Kind numbers (byte 1 of every frame).
+pub mod kind {
+    /// Raft `VoteRequest`.
+    pub const VOTE_REQUEST: u8 = 1;
+    /// Raft `VoteResponse`.
+    pub const VOTE_RESPONSE: u8 = 2;
+    /// Raft `Append`.
+    pub const APPEND: u8 = 3;
+    /// Raft `AppendResponse`.
+    pub const APPEND_RESPONSE: u8 = 4;
+    /// Raft `InstallSnapshot`.
+    pub const INSTALL_SNAPSHOT: u8 = 5;
+    /// Raft `SnapshotResponse`.
+    pub const SNAPSHOT_RESPONSE: u8 = 6;
+    /// Raft `TimeoutNow`.
+    pub const TIMEOUT_NOW: u8 = 7;
+    /// A piece of a snapshot's payload.
+    pub const SNAPSHOT_CHUNK: u8 = 16;
+    /// A client write to apply through Raft.
+    pub const APPLY: u8 = 32;
+    /// A write was applied.
+    pub const APPLIED: u8 = 33;
+    /// A request failed.
+    pub const ERROR: u8 = 34;
+    /// A read of the state machine.
+    pub const READ: u8 = 35;
+    /// The answer to a read.
+    pub const READ_RESULT: u8 = 36;
+    /// A status query.
+    pub const STATUS: u8 = 37;
+    /// The answer to a status query.
+    pub const STATUS_REPLY: u8 = 38;
+}
+
+/// What starts every frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Header {
+    /// The sender's datacenter (so cross-datacenter forwarding is a routing change later).
+    pub datacenter: String,
+    /// The sender's server id (a client helper uses any id outside the configuration).
+    pub sender: ServerId,
+    /// Chosen by the requester, echoed in the reply; 0 for Raft messages and chunks.
+    pub request_id: u64,
+}
+
+/// A piece of the snapshot the leader sends to a follower that is too far behind. Chunks go in order, one
+/// transfer at a time per follower; after the chunk with `done` the leader sends `Message::InstallSnapshot`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SnapshotChunk {
+    /// The leader's term.
+    pub leader_term: Term,
+    /// The last index the snapshot covers.
+    pub index: Index,
+    /// The term of that entry.
+    pub term: Term,
+    /// Where `data` goes in the snapshot payload.
+    pub offset_bytes: u64,
+    /// The payload's whole length.
+    pub total_bytes: u64,
+    /// True on the last chunk (`offset_bytes + data.len() == total_bytes`).
+    pub done: bool,
+    /// The bytes, at most [`CHUNK_BYTES_MAX`].
+    pub data: Vec<u8>,
+}
+
+/// A client write to apply through Raft (forwarded by a follower, or sent by a client helper).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ApplyRequest {
+    /// An ACL token (may be empty; checked once ACLs exist).
+    pub token: String,
+    /// Where to send the reply (`IP:PORT` of a listener); empty = the sender's address in the configuration.
+    pub reply_to: String,
+    /// The state-machine command.
+    pub command: Vec<u8>,
+}
+
+/// How fresh a read must be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Consistency {
+    /// Served by any server from what it has applied (Consul's `?stale`).
+    Stale,
+    /// Served by the leader under its lease (Consul's default mode).
+    Default,
+    /// Served by the leader after a quorum confirms its leadership (Consul's `?consistent`).
+    Consistent,
+}
+
+/// A read of the state machine.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ReadRequest {
+    /// An ACL token (may be empty).
+    pub token: String,
+    /// Where to send the reply; empty = the sender's address in the configuration.
+    pub reply_to: String,
+    /// How fresh the answer must be.
+    pub consistency: Consistency,
+    /// The state machine's query bytes.
+    pub query: Vec<u8>,
+}
+
+/// Why a request failed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// This server is not the leader; retry at the hint (or elsewhere when there is none).
+    NotLeader,
+    /// Too many requests are waiting; retry later. The request had no effect.
+    Overloaded,
+    /// The request was refused before it could take effect (bad request, leader transfer).
+    Rejected,
+    /// Leadership was lost or the entry was overwritten: the write may or may not have taken effect.
+    Unknown,
+}
+
+/// Who leads, as far as the replying server knows.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LeaderHint {
+    /// The leader's id.
+    pub id: ServerId,
+    /// Its server RPC address (empty when unknown).
+    pub address: String,
+}
+
+/// The failure reply to an [`ApplyRequest`] or a [`ReadRequest`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ErrorReply {
+    /// What kind of failure.
+    pub code: ErrorCode,
+    /// The leader, when known.
+    pub leader: Option<LeaderHint>,
+    /// A message for people.
+    pub message: String,
+}
+
+/// A server's role, as reported by [`StatusReply`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WireRole {
+    /// Following.
+    Follower,
+    /// Asking for pre-votes.
+    PreCandidate,
+    /// Campaigning.
+    Candidate,
+    /// Leading.
+    Leader,
+}
+
+/// The answer to a status query.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StatusReply {
+    /// The answering server.
+    pub id: ServerId,
+    /// Its role.
+    pub role: WireRole,
+    /// Its term.
+    pub term: Term,
+    /// The leader it knows of.
+    pub leader: Option<LeaderHint>,
+    /// Its commit index.
+    pub commit_index: Index,
+    /// The index its state machine has applied.
+    pub applied_index: Index,
+    /// Its last log index.
+    pub last_index: Index,
+    /// The index of its latest snapshot.
+    pub snapshot_index: Index,
+}
+
+/// What a frame carries after its header.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Body {
+    /// A Raft message (kinds 1..=7).
+    Raft(Message),
+    /// A piece of a snapshot.
+    SnapshotChunk(SnapshotChunk),
+    /// A write to apply.
+    Apply(ApplyRequest),
+    /// The write was applied at `index`; `result` is what the state machine returned.
+    Applied {
+        /// Where the command went in the log.
+        index: Index,
+        /// The state machine's answer.
+        result: Vec<u8>,
+    },
+    /// The request failed.
+    Error(ErrorReply),
+    /// A read.
+    Read(ReadRequest),
+    /// The answer to a read, served at `index`.
+    ReadResult {
+        /// The applied index the read saw.
+        index: Index,
+        /// The state machine's answer.
+        result: Vec<u8>,
+    },
+    /// A status query; the reply goes to `reply_to` (empty = the sender's configured address).
+    Status {
+        /// Where to send the reply.
+        reply_to: String,
+    },
+    /// The answer to a status query.
+    StatusReply(StatusReply),
+}
+
+/// One decoded frame.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Frame {
+    /// Who sent it and why.
+    pub header: Header,
+    /// What it carries.
+    pub body: Body,
+}
+
+/// Why a frame could not be decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// Byte offset in the frame where decoding failed.
+    pub offset: usize,
+    /// What was wrong.
+    pub reason: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "bad rpc frame at byte {}: {}", self.offset, self.reason)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Why a frame could not be encoded (a field over its limit).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot encode rpc frame: {}", self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+impl Body {
+    /// The kind byte of this body.
+    pub fn kind(&self) -> u8 {
+        match self {
+            Body::Raft(msg) => match msg {
+                Message::VoteRequest { .. } => kind::VOTE_REQUEST,
+                Message::VoteResponse { .. } => kind::VOTE_RESPONSE,
+                Message::Append { .. } => kind::APPEND,
+                Message::AppendResponse { .. } => kind::APPEND_RESPONSE,
+                Message::InstallSnapshot { .. } => kind::INSTALL_SNAPSHOT,
+                Message::SnapshotResponse { .. } => kind::SNAPSHOT_RESPONSE,
+                Message::TimeoutNow { .. } => kind::TIMEOUT_NOW,
+            },
+            Body::SnapshotChunk(_) => kind::SNAPSHOT_CHUNK,
+            Body::Apply(_) => kind::APPLY,
+            Body::Applied { .. } => kind::APPLIED,
+            Body::Error(_) => kind::ERROR,
+            Body::Read(_) => kind::READ,
+            Body::ReadResult { .. } => kind::READ_RESULT,
+            Body::Status { .. } => kind::STATUS,
+            Body::StatusReply(_) => kind::STATUS_REPLY,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Encoding
+// ---------------------------------------------------------------------------------------------
+
+struct Writer {
+    out: Vec<u8>,
+}
+
+impl Writer {
+    fn u8(&mut self, v: u8) {
+        self.out.push(v);
+    }
+    fn u16(&mut self, v: u16) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u32(&mut self, v: u32) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn u64(&mut self, v: u64) {
+        self.out.extend_from_slice(&v.to_le_bytes());
+    }
+    fn flag(&mut self, v: bool) {
+        self.out.push(u8::from(v));
+    }
+    /// `u32 len | bytes`, checking the limit.
+    fn bytes(&mut self, field: &str, bytes: &[u8], max: usize) -> Result<(), EncodeError> {
+        if bytes.len() > max {
+            return Err(EncodeError(format!(
+                "{field} of {} bytes is over the limit of {max}",
+                bytes.len()
+            )));
+        }
+        self.u32(bytes.len() as u32);
+        self.out.extend_from_slice(bytes);
+        Ok(())
+    }
+    fn option_leader(&mut self, leader: &Option<LeaderHint>) -> Result<(), EncodeError> {
+        match leader {
+            None => self.u8(0),
+            Some(hint) => {
+                self.u8(1);
+                self.u64(hint.id.0);
+                self.bytes("leader address", hint.address.as_bytes(), ADDRESS_BYTES_MAX)?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Encodes `frame` into a new buffer (the payload of one transport frame).
+pub fn encode(frame: &Frame) -> Result<Vec<u8>, EncodeError> {
+    let mut out = Vec::with_capacity(64);
+    encode_into(frame, &mut out)?;
+    Ok(out)
+}
+
+/// Encodes `frame`, appending to `out` (left as it was on error).
+pub fn encode_into(frame: &Frame, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    let start = out.len();
+    let mut w = Writer {
+        out: std::mem::take(out),
+    };
+    let result = encode_parts(frame, &mut w);
+    *out = w.out;
+    if result.is_err() {
+        out.truncate(start);
+    }
+    result
+}
+
+fn encode_parts(frame: &Frame, w: &mut Writer) -> Result<(), EncodeError> {
+    let dc = frame.header.datacenter.as_bytes();
+    if dc.len() > DATACENTER_BYTES_MAX {
+        return Err(EncodeError(format!(
+            "datacenter name of {} bytes is over the limit of {DATACENTER_BYTES_MAX}",
+            dc.len()
+        )));
+    }
+    w.u8(WIRE_VERSION);
+    w.u8(frame.body.kind());
+    w.u16(dc.len() as u16);
+    w.out.extend_from_slice(dc);
+    w.u64(frame.header.sender.0);
+    w.u64(frame.header.request_id);
+    match &frame.body {
+        Body::Raft(msg) => encode_message(msg, w)?,
+        Body::SnapshotChunk(c) => {
+            w.u64(c.leader_term);
+            w.u64(c.index);
+            w.u64(c.term);
+            w.u64(c.offset_bytes);
+            w.u64(c.total_bytes);
+            w.flag(c.done);
+            w.bytes("snapshot chunk", &c.data, CHUNK_BYTES_MAX)?;
+        }
+        Body::Apply(a) => {
+            w.bytes("token", a.token.as_bytes(), TOKEN_BYTES_MAX)?;
+            w.bytes("reply address", a.reply_to.as_bytes(), ADDRESS_BYTES_MAX)?;
+            w.bytes("command", &a.command, COMMAND_BYTES_MAX)?;
+        }
+        Body::Applied { index, result } => {
+            w.u64(*index);
+            w.bytes("result", result, COMMAND_BYTES_MAX)?;
+        }
+        Body::Error(e) => {
+            w.u8(match e.code {
+                ErrorCode::NotLeader => 1,
+                ErrorCode::Overloaded => 2,
+                ErrorCode::Rejected => 3,
+                ErrorCode::Unknown => 4,
+            });
+            w.option_leader(&e.leader)?;
+            w.bytes(
+                "error message",
+                e.message.as_bytes(),
+                ERROR_MESSAGE_BYTES_MAX,
+            )?;
+        }
+        Body::Read(r) => {
+            w.bytes("token", r.token.as_bytes(), TOKEN_BYTES_MAX)?;
+            w.bytes("reply address", r.reply_to.as_bytes(), ADDRESS_BYTES_MAX)?;
+            w.u8(match r.consistency {
+                Consistency::Stale => 0,
+                Consistency::Default => 1,
+                Consistency::Consistent => 2,
+            });
+            w.bytes("query", &r.query, COMMAND_BYTES_MAX)?;
+        }
+        Body::ReadResult { index, result } => {
+            w.u64(*index);
+            w.bytes("result", result, COMMAND_BYTES_MAX)?;
+        }
+        Body::Status { reply_to } => {
+            w.bytes("reply address", reply_to.as_bytes(), ADDRESS_BYTES_MAX)?;
+        }
+        Body::StatusReply(s) => {
+            w.u64(s.id.0);
+            w.u8(match s.role {
+                WireRole::Follower => 0,
+                WireRole::PreCandidate => 1,
+                WireRole::Candidate => 2,
+                WireRole::Leader => 3,
+            });
+            w.u64(s.term);
+            w.option_leader(&s.leader)?;
+            w.u64(s.commit_index);
+            w.u64(s.applied_index);
+            w.u64(s.last_index);
+            w.u64(s.snapshot_index);
+        }
+    }
+    Ok(())
+}
+
+fn encode_message(msg: &Message, w: &mut Writer) -> Result<(), EncodeError> {
+    match msg {
+        Message::VoteRequest {
+            term,
+            last_index,
+            last_term,
+            pre_vote,
+            transfer,
+        } => {
+            w.u64(*term);
+            w.u64(*last_index);
+            w.u64(*last_term);
+            w.flag(*pre_vote);
+            w.flag(*transfer);
+        }
+        Message::VoteResponse {
+            term,
+            granted,
+            pre_vote,
+        } => {
+            w.u64(*term);
+            w.flag(*granted);
+            w.flag(*pre_vote);
+        }
+        Message::Append {
+            term,
+            prev_index,
+            prev_term,
+            entries,
+            commit,
+            round,
+        } => {
+            w.u64(*term);
+            w.u64(*prev_index);
+            w.u64(*prev_term);
+            w.u64(*commit);
+            w.u64(*round);
+            if entries.len() > APPEND_ENTRIES_MAX {
+                return Err(EncodeError(format!(
+                    "append of {} entries is over the limit of {APPEND_ENTRIES_MAX}",
+                    entries.len()
+                )));
+            }
+            w.u32(entries.len() as u32);
+            let mut payload = Vec::new();
+            for e in entries {
+                w.u64(e.index);
+                w.u64(e.term);
+                payload.clear();
+                encode_payload(&e.payload, &mut payload);
+                w.bytes("entry payload", &payload, ENTRY_BYTES_MAX)?;
+            }
+        }
+        Message::AppendResponse {
+            term,
+            success,
+            match_index,
+            conflict,
+            round,
+        } => {
+            w.u64(*term);
+            w.flag(*success);
+            w.u64(*match_index);
+            match conflict {
+                None => w.u8(0),
+                Some(hint) => {
+                    w.u8(1);
+                    w.u64(hint.index);
+                    w.u64(hint.term);
+                }
+            }
+            w.u64(*round);
+        }
+        Message::InstallSnapshot {
+            term,
+            index,
+            last_term,
+            configuration,
+        } => {
+            w.u64(*term);
+            w.u64(*index);
+            w.u64(*last_term);
+            let mut config = Vec::new();
+            encode_configuration(configuration, &mut config);
+            w.bytes("configuration", &config, CONFIG_BYTES_MAX)?;
+        }
+        Message::SnapshotResponse {
+            term,
+            index,
+            success,
+        } => {
+            w.u64(*term);
+            w.u64(*index);
+            w.flag(*success);
+        }
+        Message::TimeoutNow { term } => w.u64(*term),
+    }
+    Ok(())
+}
+
+// ---------------------------------------------------------------------------------------------
+// Decoding
+// ---------------------------------------------------------------------------------------------
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn err(&self, reason: String) -> DecodeError {
+        DecodeError {
+            offset: self.at,
+            reason,
+        }
+    }
+
+    fn take(&mut self, field: &str, n: usize) -> Result<&'a [u8], DecodeError> {
+        let have = self.bytes.len() - self.at;
+        if n > have {
+            return Err(self.err(format!(
+                "cut short in {field} (needs {n} bytes, {have} left)"
+            )));
+        }
+        let out = &self.bytes[self.at..self.at + n];
+        self.at += n;
+        Ok(out)
+    }
+
+    fn u8(&mut self, field: &str) -> Result<u8, DecodeError> {
+        Ok(self.take(field, 1)?[0])
+    }
+
+    fn u16(&mut self, field: &str) -> Result<u16, DecodeError> {
+        let b = self.take(field, 2)?;
+        Ok(u16::from_le_bytes([b[0], b[1]]))
+    }
+
+    fn u32(&mut self, field: &str) -> Result<u32, DecodeError> {
+        let mut a = [0u8; 4];
+        a.copy_from_slice(self.take(field, 4)?);
+        Ok(u32::from_le_bytes(a))
+    }
+
+    fn u64(&mut self, field: &str) -> Result<u64, DecodeError> {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(self.take(field, 8)?);
+        Ok(u64::from_le_bytes(a))
+    }
+
+    fn flag(&mut self, field: &str) -> Result<bool, DecodeError> {
+        match self.u8(field)? {
+            0 => Ok(false),
+            1 => Ok(true),
+            other => {
+                self.at -= 1;
+                Err(self.err(format!("{field} must be 0 or 1, not {other}")))
+            }
+        }
+    }
+
+    /// `u32 len | bytes` with `len <= max`.
+    fn bytes(&mut self, field: &str, max: usize) -> Result<&'a [u8], DecodeError> {
+        let len = self.u32(field)? as usize;
+        if len > max {
+            self.at -= 4;
+            return Err(self.err(format!("{field} of {len} bytes is over the limit of {max}")));
+        }
+        self.take(field, len)
+    }
+
+    fn string(&mut self, field: &str, max: usize) -> Result<String, DecodeError> {
+        let start = self.at;
+        let b = self.bytes(field, max)?;
+        String::from_utf8(b.to_vec()).map_err(|_| DecodeError {
+            offset: start,
+            reason: format!("{field} is not UTF-8"),
+        })
+    }
+
+    fn option_leader(&mut self) -> Result<Option<LeaderHint>, DecodeError> {
+        if !self.flag("leader present")? {
+            return Ok(None);
+        }
+        let id = ServerId(self.u64("leader id")?);
+        let address = self.string("leader address", ADDRESS_BYTES_MAX)?;
+        Ok(Some(LeaderHint { id, address }))
+    }
+}
+
+/// Decodes one frame payload. Bad bytes are an error naming the field and offset; never a panic.
+pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
+    let mut r = Reader { bytes, at: 0 };
+    let version = r.u8("version")?;
+    if version != WIRE_VERSION {
+        return Err(DecodeError {
+            offset: 0,
+            reason: format!(
+                "unsupported wire version {version} (this server speaks {WIRE_VERSION})"
+            ),
+        });
+    }
+    let kind = r.u8("kind")?;
+    let dc_len = r.u16("datacenter length")? as usize;
+    if dc_len > DATACENTER_BYTES_MAX {
+        r.at -= 2;
+        return Err(r.err(format!(
+            "datacenter name of {dc_len} bytes is over the limit of {DATACENTER_BYTES_MAX}"
+        )));
+    }
+    let dc_at = r.at;
+    let datacenter =
+        String::from_utf8(r.take("datacenter", dc_len)?.to_vec()).map_err(|_| DecodeError {
+            offset: dc_at,
+            reason: "datacenter name is not UTF-8".to_string(),
+        })?;
+    let sender = ServerId(r.u64("sender")?);
+    let request_id = r.u64("request id")?;
+    let body = match kind {
+        kind::VOTE_REQUEST..=kind::TIMEOUT_NOW => Body::Raft(decode_message(kind, &mut r)?),
+        kind::SNAPSHOT_CHUNK => {
+            let leader_term = r.u64("leader term")?;
+            let index = r.u64("snapshot index")?;
+            let term = r.u64("snapshot term")?;
+            let offset_bytes = r.u64("chunk offset")?;
+            let total_bytes = r.u64("snapshot length")?;
+            let done = r.flag("done")?;
+            let data_at = r.at;
+            let data = r.bytes("snapshot chunk", CHUNK_BYTES_MAX)?.to_vec();
+            if total_bytes > SNAPSHOT_BYTES_MAX {
+                return Err(DecodeError {
+                    offset: data_at,
+                    reason: format!(
+                        "snapshot of {total_bytes} bytes is over the limit of {SNAPSHOT_BYTES_MAX}"
+                    ),
+                });
+            }
+            let end = offset_bytes.checked_add(data.len() as u64);
+            if end.is_none_or(|end| end > total_bytes) || (done && end != Some(total_bytes)) {
+                return Err(DecodeError {
+                    offset: data_at,
+                    reason: format!(
+                        "chunk of {} bytes at offset {offset_bytes} does not fit a snapshot of \
+                         {total_bytes} bytes (done: {done})",
+                        data.len()
+                    ),
+                });
+            }
+            Body::SnapshotChunk(SnapshotChunk {
+                leader_term,
+                index,
+                term,
+                offset_bytes,
+                total_bytes,
+                done,
+                data,
+            })
+        }
+        kind::APPLY => Body::Apply(ApplyRequest {
+            token: r.string("token", TOKEN_BYTES_MAX)?,
+            reply_to: r.string("reply address", ADDRESS_BYTES_MAX)?,
+            command: r.bytes("command", COMMAND_BYTES_MAX)?.to_vec(),
+        }),
+        kind::APPLIED => Body::Applied {
+            index: r.u64("index")?,
+            result: r.bytes("result", COMMAND_BYTES_MAX)?.to_vec(),
+        },
+        kind::ERROR => {
+            let code = match r.u8("error code")? {
+                1 => ErrorCode::NotLeader,
+                2 => ErrorCode::Overloaded,
+                3 => ErrorCode::Rejected,
+                4 => ErrorCode::Unknown,
+                other => {
+                    r.at -= 1;
+                    return Err(r.err(format!("unknown error code {other}")));
+                }
+            };
+            Body::Error(ErrorReply {
+                code,
+                leader: r.option_leader()?,
+                message: r.string("error message", ERROR_MESSAGE_BYTES_MAX)?,
+            })
+        }
+        kind::READ => {
+            let token = r.string("token", TOKEN_BYTES_MAX)?;
+            let reply_to = r.string("reply address", ADDRESS_BYTES_MAX)?;
+            let consistency = match r.u8("consistency")? {
+                0 => Consistency::Stale,
+                1 => Consistency::Default,
+                2 => Consistency::Consistent,
+                other => {
+                    r.at -= 1;
+                    return Err(r.err(format!("unknown consistency mode {other}")));
+                }
+            };
+            Body::Read(ReadRequest {
+                token,
+                reply_to,
+                consistency,
+                query: r.bytes("query", COMMAND_BYTES_MAX)?.to_vec(),
+            })
+        }
+        kind::READ_RESULT => Body::ReadResult {
+            index: r.u64("index")?,
+            result: r.bytes("result", COMMAND_BYTES_MAX)?.to_vec(),
+        },
+        kind::STATUS => Body::Status {
+            reply_to: r.string("reply address", ADDRESS_BYTES_MAX)?,
+        },
+        kind::STATUS_REPLY => {
+            let id = ServerId(r.u64("server id")?);
+            let role = match r.u8("role")? {
+                0 => WireRole::Follower,
+                1 => WireRole::PreCandidate,
+                2 => WireRole::Candidate,
+                3 => WireRole::Leader,
+                other => {
+                    r.at -= 1;
+                    return Err(r.err(format!("unknown role {other}")));
+                }
+            };
+            Body::StatusReply(StatusReply {
+                id,
+                role,
+                term: r.u64("term")?,
+                leader: r.option_leader()?,
+                commit_index: r.u64("commit index")?,
+                applied_index: r.u64("applied index")?,
+                last_index: r.u64("last index")?,
+                snapshot_index: r.u64("snapshot index")?,
+            })
+        }
+        other => {
+            return Err(DecodeError {
+                offset: 1,
+                reason: format!("unknown frame kind {other}"),
+            })
+        }
+    };
+    if r.at != bytes.len() {
+        return Err(r.err(format!(
+            "{} trailing bytes after the body",
+            bytes.len() - r.at
+        )));
+    }
+    Ok(Frame {
+        header: Header {
+            datacenter,
+            sender,
+            request_id,
+        },
+        body,
+    })
+}
+
+fn decode_message(kind: u8, r: &mut Reader<'_>) -> Result<Message, DecodeError> {
+    Ok(match kind {
+        kind::VOTE_REQUEST => Message::VoteRequest {
+            term: r.u64("term")?,
+            last_index: r.u64("last index")?,
+            last_term: r.u64("last term")?,
+            pre_vote: r.flag("pre-vote")?,
+            transfer: r.flag("transfer")?,
+        },
+        kind::VOTE_RESPONSE => Message::VoteResponse {
+            term: r.u64("term")?,
+            granted: r.flag("granted")?,
+            pre_vote: r.flag("pre-vote")?,
+        },
+        kind::APPEND => {
+            let term = r.u64("term")?;
+            let prev_index = r.u64("previous index")?;
+            let prev_term = r.u64("previous term")?;
+            let commit = r.u64("commit")?;
+            let round = r.u64("round")?;
+            let count = r.u32("entry count")? as usize;
+            if count > APPEND_ENTRIES_MAX {
+                r.at -= 4;
+                return Err(r.err(format!(
+                    "append of {count} entries is over the limit of {APPEND_ENTRIES_MAX}"
+                )));
+            }
+            // Each entry takes at least 21 bytes: do not trust `count` for the allocation.
+            let mut entries = Vec::with_capacity(count.min((r.bytes.len() - r.at) / 21));
+            for k in 0..count {
+                let at = r.at;
+                let index = r.u64("entry index")?;
+                let expected = prev_index.checked_add(k as u64 + 1);
+                if Some(index) != expected {
+                    return Err(DecodeError {
+                        offset: at,
+                        reason: format!(
+                            "entry {k} has index {index}; entries must follow the previous index \
+                             {prev_index} one by one"
+                        ),
+                    });
+                }
+                let term = r.u64("entry term")?;
+                let payload_at = r.at;
+                let payload = decode_payload(r.bytes("entry payload", ENTRY_BYTES_MAX)?).map_err(
+                    |reason| DecodeError {
+                        offset: payload_at,
+                        reason: format!("entry {index}: {reason}"),
+                    },
+                )?;
+                entries.push(Entry {
+                    index,
+                    term,
+                    payload,
+                });
+            }
+            Message::Append {
+                term,
+                prev_index,
+                prev_term,
+                entries,
+                commit,
+                round,
+            }
+        }
+        kind::APPEND_RESPONSE => {
+            let term = r.u64("term")?;
+            let success = r.flag("success")?;
+            let match_index = r.u64("match index")?;
+            let conflict = if r.flag("conflict present")? {
+                Some(ConflictHint {
+                    index: r.u64("conflict index")?,
+                    term: r.u64("conflict term")?,
+                })
+            } else {
+                None
+            };
+            Message::AppendResponse {
+                term,
+                success,
+                match_index,
+                conflict,
+                round: r.u64("round")?,
+            }
+        }
+        kind::INSTALL_SNAPSHOT => {
+            let term = r.u64("term")?;
+            let index = r.u64("snapshot index")?;
+            let last_term = r.u64("snapshot term")?;
+            let config_at = r.at;
+            let configuration = decode_config(r.bytes("configuration", CONFIG_BYTES_MAX)?)
+                .map_err(|reason| DecodeError {
+                    offset: config_at,
+                    reason: format!("configuration: {reason}"),
+                })?;
+            Message::InstallSnapshot {
+                term,
+                index,
+                last_term,
+                configuration,
+            }
+        }
+        kind::SNAPSHOT_RESPONSE => Message::SnapshotResponse {
+            term: r.u64("term")?,
+            index: r.u64("snapshot index")?,
+            success: r.flag("success")?,
+        },
+        _ => Message::TimeoutNow {
+            term: r.u64("term")?,
+        },
+    })
+}
+
+fn decode_config(bytes: &[u8]) -> Result<Configuration, String> {
+    decode_configuration(bytes)
+}
