@@ -19,8 +19,8 @@ fn seeds(default: u64) -> Vec<u64> {
 
 #[test]
 fn raft_is_safe_and_linearizable_under_faults_and_converges_after_healing() {
-    let seeds = seeds(40);
-    let mut totals = (0u64, 0usize, 0u64, 0u64);
+    let seeds = seeds(300);
+    let mut totals = (0u64, 0usize, 0u64, 0u64, 0u64);
     for &seed in &seeds {
         let result = Sim::new(seed, SimConfig::default()).and_then(|mut sim| sim.run());
         match result {
@@ -29,19 +29,22 @@ fn raft_is_safe_and_linearizable_under_faults_and_converges_after_healing() {
                 totals.1 += r.completed;
                 totals.2 += r.crashes;
                 totals.3 += r.snapshots_installed;
+                totals.4 += r.cas_succeeded;
             }
             Err(e) => panic!("SIM_SEED={seed}: {e}"),
         }
     }
     eprintln!(
-        "{} seeds: {} events, {} completed ops, {} crashes, {} snapshots installed",
+        "{} seeds: {} events, {} completed ops ({} successful CAS), {} crashes, {} snapshots installed",
         seeds.len(),
         totals.0,
         totals.1,
+        totals.4,
         totals.2,
         totals.3
     );
     assert!(totals.1 > 0, "no client operation completed");
+    assert!(totals.4 > 0, "no compare-and-set succeeded");
 }
 
 #[test]

@@ -65,6 +65,8 @@ pub struct SimReport {
     pub commit: Index,
     /// Snapshots installed on followers.
     pub snapshots_installed: u64,
+    /// Compare-and-set operations that succeeded.
+    pub cas_succeeded: u64,
 }
 
 const TICK_MS: u64 = 10;
@@ -129,6 +131,8 @@ struct Pending {
 struct Client {
     target: usize,
     pending: Option<Pending>,
+    /// The value this client last read or wrote per key (CAS expectations come from it).
+    seen: BTreeMap<u64, Option<u64>>,
 }
 
 struct Net {
@@ -215,6 +219,7 @@ impl Sim {
                 .map(|c| Client {
                     target: c % cfg.servers,
                     pending: None,
+                    seen: BTreeMap::new(),
                 })
                 .collect(),
             history: History::new(),

@@ -14,10 +14,11 @@ impl Sim {
                 value: self.rng.range(1, 1_000_000),
             },
             4..=5 => {
-                let expected = if self.rng.range(0, 4) == 0 {
-                    None
-                } else {
-                    Some(self.rng.range(1, 1_000_000))
+                // Mostly the value this client last saw (so many CAS succeed), sometimes absent or arbitrary.
+                let expected = match self.rng.range(0, 8) {
+                    0 => None,
+                    1 => Some(self.rng.range(1, 1_000_000)),
+                    _ => self.clients[c].seen.get(&key).copied().flatten(),
                 };
                 Op::Cas {
                     key,
@@ -103,6 +104,18 @@ impl Sim {
 
     pub(super) fn complete(&mut self, ctx: u64, result: OpResult) {
         if let Some((c, p)) = self.take_pending(ctx) {
+            let seen = match (p.op, result) {
+                (Op::Read { key }, OpResult::Read(v)) => Some((key, v)),
+                (Op::Write { key, value }, _) => Some((key, Some(value))),
+                (Op::Cas { key, new, .. }, OpResult::Cas(true)) => Some((key, Some(new))),
+                _ => None,
+            };
+            if result == OpResult::Cas(true) {
+                self.report.cas_succeeded += 1;
+            }
+            if let Some((key, value)) = seen {
+                self.clients[c].seen.insert(key, value);
+            }
             self.history.complete(p.id, result, self.now);
             self.report.completed += 1;
             self.next_op_soon(c);
