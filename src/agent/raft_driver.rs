@@ -38,8 +38,8 @@ pub mod storage;
 use crate::agent::state_machine::StateMachine;
 use crate::logging::{LogLevel, Logger};
 use crate::raft::{
-    Action, Configuration, Entry, Index, Input, Message, Node, Options, Payload, RaftError, Role,
-    ServerId, Term,
+    Action, Bytes, Configuration, Entry, Index, Input, Message, Node, Options, Payload, RaftError,
+    Role, ServerId, Term,
 };
 use crate::rpc::{
     self, ApplyRequest, Body, Consistency, ErrorCode, ErrorReply, Frame, Header, LeaderHint,
@@ -281,6 +281,9 @@ struct Inner {
     requests_max: usize,
     next_ctx: u64,
     requests: BTreeMap<u64, Request>,
+    /// Proposals gathered during this executor turn; stepped into Raft together, so concurrent proposers
+    /// cost one append per follower rather than one each.
+    proposal_batch: Vec<(u64, Bytes)>,
     proposals: BTreeMap<Index, (Term, Responder)>,
     reads: Vec<(Index, Request)>,
     // Snapshots in and out.
@@ -393,6 +396,7 @@ impl RaftHandle {
                 requests_max: options.requests_max.max(1),
                 next_ctx: 1,
                 requests: BTreeMap::new(),
+                proposal_batch: Vec::new(),
                 proposals: BTreeMap::new(),
                 reads: Vec::new(),
                 snapshot_receive_bytes_max: options.snapshot_receive_bytes_max,
@@ -989,7 +993,29 @@ impl Inner {
                 query: None,
             },
         );
-        self.step(Input::Propose(vec![(ctx, command.into())]));
+        if self.proposal_batch.is_empty() {
+            self.schedule_proposal_flush();
+        }
+        self.proposal_batch.push((ctx, command.into()));
+    }
+
+    /// Steps the gathered proposals into Raft once the tasks that are ready now have run (they may add more).
+    fn schedule_proposal_flush(&self) {
+        let me = self.me.clone();
+        glommio::spawn_local(async move {
+            futures_lite::future::yield_now().await;
+            if let Some(inner) = me.upgrade() {
+                inner.borrow_mut().flush_proposals();
+            }
+        })
+        .detach();
+    }
+
+    fn flush_proposals(&mut self) {
+        let batch = std::mem::take(&mut self.proposal_batch);
+        if !batch.is_empty() {
+            self.step(Input::Propose(batch));
+        }
     }
 
     fn read(&mut self, consistency: Consistency, query: Vec<u8>, responder: Responder) {
