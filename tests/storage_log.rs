@@ -462,3 +462,19 @@ impl Drop for TempDir {
         let _ = std::fs::remove_dir_all(&self.0);
     }
 }
+
+#[test]
+fn end_at_cuts_a_suffix_or_restarts_after_a_snapshot_index() {
+    let (disk, mut log) = filled_log(30);
+    assert!(!log.end_at(30).unwrap(), "already ends there");
+    assert!(log.end_at(25).unwrap());
+    assert_eq!((log.first_index(), log.last_index()), (1, 25));
+    assert!(
+        log.end_at(40).unwrap(),
+        "beyond the log: start again after it"
+    );
+    assert_eq!((log.first_index(), log.last_index()), (41, 40));
+    drop(log);
+    let log = reopen(&disk.crash_losing_unsynced()).unwrap();
+    assert_eq!((log.first_index(), log.last_index()), (41, 40));
+}

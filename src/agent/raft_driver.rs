@@ -973,26 +973,31 @@ impl Inner {
         }
     }
 
+    /// Registers a leader-only request and returns its context number, or answers it at once when this server
+    /// is not the leader or too many requests are waiting.
+    fn admit(&mut self, responder: Responder, query: Option<Vec<u8>>) -> Option<u64> {
+        if self.node.role() != Role::Leader {
+            let reply = self.not_leader();
+            self.respond(responder, Err(reply));
+            return None;
+        }
+        if self.waiting_requests() >= self.requests_max {
+            self.respond(responder, Err(overloaded(self.requests_max)));
+            return None;
+        }
+        let ctx = self.next_ctx;
+        self.next_ctx += 1;
+        self.requests.insert(ctx, Request { responder, query });
+        Some(ctx)
+    }
+
     fn propose(&mut self, command: Vec<u8>, responder: Responder) {
         if self.failure.is_some() || self.stop.is_triggered() {
             return self.respond(responder, Err(stopped_error()));
         }
-        if self.node.role() != Role::Leader {
-            let reply = self.not_leader();
-            return self.respond(responder, Err(reply));
-        }
-        if self.waiting_requests() >= self.requests_max {
-            return self.respond(responder, Err(overloaded(self.requests_max)));
-        }
-        let ctx = self.next_ctx;
-        self.next_ctx += 1;
-        self.requests.insert(
-            ctx,
-            Request {
-                responder,
-                query: None,
-            },
-        );
+        let Some(ctx) = self.admit(responder, None) else {
+            return;
+        };
         if self.proposal_batch.is_empty() {
             self.schedule_proposal_flush();
         }
@@ -1027,22 +1032,9 @@ impl Inner {
             let index = self.node.applied_index();
             return self.respond(responder, Ok(Reply::Read(ReadResult { index, result })));
         }
-        if self.node.role() != Role::Leader {
-            let reply = self.not_leader();
-            return self.respond(responder, Err(reply));
-        }
-        if self.waiting_requests() >= self.requests_max {
-            return self.respond(responder, Err(overloaded(self.requests_max)));
-        }
-        let ctx = self.next_ctx;
-        self.next_ctx += 1;
-        self.requests.insert(
-            ctx,
-            Request {
-                responder,
-                query: Some(query),
-            },
-        );
+        let Some(ctx) = self.admit(responder, Some(query)) else {
+            return;
+        };
         self.step(Input::Read {
             ctx,
             lease: consistency == Consistency::Default,

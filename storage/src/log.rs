@@ -551,6 +551,21 @@ impl<D: Disk> Log<D> {
         Ok(())
     }
 
+    /// Makes the log end exactly at `last` (the last index the consensus layer kept after recovery): cuts the
+    /// entries after it, or, when `last` is not on disk (a snapshot got ahead of the log), starts the log again
+    /// empty after it. Returns whether anything changed; durable when it returns.
+    pub fn end_at(&mut self, last: u64) -> Result<bool> {
+        if self.last_index() == last {
+            return Ok(false);
+        }
+        if (self.first_index()..=self.last_index()).contains(&last) {
+            self.truncate_from(last + 1)?;
+        } else {
+            self.reset(last + 1)?;
+        }
+        Ok(true)
+    }
+
     /// Discards the whole log and starts it again empty at `next_index` (after installing a snapshot).
     pub fn reset(&mut self, next_index: u64) -> Result<()> {
         self.check_usable()?;

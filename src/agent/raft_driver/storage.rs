@@ -228,15 +228,7 @@ impl Storage {
         let latest = snaps.load_latest().map_err(|e| err("snapshot", e))?;
         let fresh = latest.is_none() && log.last_index() == 0 && meta.state().term == 0;
         if let (true, Some(config)) = (fresh, bootstrap) {
-            let entry = Node::bootstrap_entry(config.clone());
-            let mut payload = Vec::new();
-            encode_payload(&entry.payload, &mut payload);
-            log.append(&[EntryRef {
-                index: entry.index,
-                term: entry.term,
-                payload: &payload,
-            }])
-            .map_err(|e| err("bootstrap", e))?;
+            append_bootstrap_entry(&mut log, config).map_err(|e| err("bootstrap", e))?;
             notes.push(format!(
                 "bootstrapped a configuration of {} servers",
                 config.servers.len()
@@ -309,16 +301,7 @@ impl Storage {
     /// diverged suffix, or restarts the log after the snapshot when the snapshot got ahead of it (a crash
     /// between installing a snapshot and resetting the log). True when something changed.
     pub fn trim_to(&mut self, kept_last: Index) -> Result<bool, String> {
-        if self.log.last_index() == kept_last {
-            return Ok(false);
-        }
-        let result = if (self.log.first_index()..=self.log.last_index()).contains(&kept_last) {
-            self.log.truncate_from(kept_last + 1)
-        } else {
-            self.log.reset(kept_last + 1)
-        };
-        result.map_err(|e| err("trim log", e))?;
-        Ok(true)
+        self.log.end_at(kept_last).map_err(|e| err("trim log", e))
     }
 
     /// Where the snapshots live (for loading one to send without this handle).
@@ -390,6 +373,22 @@ impl Storage {
         }
         Ok(())
     }
+}
+
+/// Writes the cluster-bootstrapping entry (the configuration at index 1, term 1) to an empty log; every server
+/// bootstrapping the same cluster writes the same entry.
+pub fn append_bootstrap_entry<D: cairn_storage::Disk>(
+    log: &mut cairn_storage::Log<D>,
+    config: &Configuration,
+) -> cairn_storage::Result<()> {
+    let entry = Node::bootstrap_entry(config.clone());
+    let mut payload = Vec::new();
+    encode_payload(&entry.payload, &mut payload);
+    log.append(&[EntryRef {
+        index: entry.index,
+        term: entry.term,
+        payload: &payload,
+    }])
 }
 
 /// Encodes a configuration for a snapshot's meta section.

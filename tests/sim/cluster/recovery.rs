@@ -63,16 +63,9 @@ pub(super) fn recover(
     );
     // The stored log must hold exactly the entries Raft kept: cut a diverged suffix, or start it after the
     // snapshot when the snapshot got ahead of it (a crash between installing a snapshot and resetting the log).
-    let kept = raft.log().last_index();
-    let trimmed = log.last_index() != kept;
-    if trimmed {
-        let result = if (log.first_index()..=log.last_index()).contains(&kept) {
-            log.truncate_from(kept + 1)
-        } else {
-            log.reset(kept + 1)
-        };
-        result.map_err(|e| e.to_string())?;
-    }
+    let trimmed = log
+        .end_at(raft.log().last_index())
+        .map_err(|e| e.to_string())?;
     let live = Live {
         raft,
         _dir: dir,
@@ -96,13 +89,6 @@ pub(super) fn bootstrap_disk(disk: &MemDisk, config: &Configuration) -> Result<(
             segment_bytes_max: 4096,
         })
         .map_err(|e| e.to_string())?;
-    let entry = Node::bootstrap_entry(config.clone());
-    let mut payload = Vec::new();
-    encode_payload(&entry.payload, &mut payload);
-    log.append(&[EntryRef {
-        index: entry.index,
-        term: entry.term,
-        payload: &payload,
-    }])
-    .map_err(|e| e.to_string())
+    cairn::agent::raft_driver::storage::append_bootstrap_entry(&mut log, config)
+        .map_err(|e| e.to_string())
 }
