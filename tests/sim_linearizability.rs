@@ -5,34 +5,13 @@
 #[path = "sim/linearizability.rs"]
 mod linearizability;
 
+use cairn::raft::rng::Rng;
 use linearizability::{History, Op, OpId, OpResult, Verdict};
 use std::collections::{BTreeMap, BTreeSet};
 
-/// SplitMix64: a tiny seeded PRNG, so every run is replayable from its seed.
-struct SplitMix64(u64);
-
-impl SplitMix64 {
-    fn new(seed: u64) -> Self {
-        SplitMix64(seed)
-    }
-
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// A number in `0..n` (`n > 0`).
-    fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-
-    /// True with probability `percent`/100.
-    fn chance(&mut self, percent: u64) -> bool {
-        self.below(100) < percent
-    }
+/// True with probability `percent`/100.
+fn chance(rng: &mut Rng, percent: u64) -> bool {
+    rng.range(0, 100) < percent
 }
 
 fn read(key: u64) -> Op {
@@ -381,8 +360,8 @@ struct GenConfig {
 /// Generates `config.ops` operations with random overlapping intervals, then runs them in the order they took effect
 /// against a real map to fill in their results, so the history is linearizable by construction.
 fn generate(seed: u64, config: &GenConfig) -> Vec<GenOp> {
-    let mut rng = SplitMix64::new(seed);
-    let mut free_at: Vec<u64> = (0..config.clients).map(|_| rng.below(4)).collect();
+    let mut rng = Rng::new(seed);
+    let mut free_at: Vec<u64> = (0..config.clients).map(|_| rng.range(0, 4)).collect();
     let mut next_value = 1u64;
     let mut last_value: BTreeMap<u64, u64> = BTreeMap::new();
     let mut ops = Vec::with_capacity(config.ops);
@@ -391,19 +370,19 @@ fn generate(seed: u64, config: &GenConfig) -> Vec<GenOp> {
             .min_by_key(|&c| (free_at[c as usize], c))
             .unwrap();
         let invoked = free_at[client as usize];
-        let takes_effect = invoked + rng.below(6);
-        let completed = takes_effect + rng.below(6);
-        free_at[client as usize] = completed + 1 + rng.below(3);
-        let key = rng.below(config.keys);
-        let mut value = |rng: &mut SplitMix64| {
+        let takes_effect = invoked + rng.range(0, 6);
+        let completed = takes_effect + rng.range(0, 6);
+        free_at[client as usize] = completed + 1 + rng.range(0, 3);
+        let key = rng.range(0, config.keys);
+        let mut value = |rng: &mut Rng| {
             if config.unique_values {
                 next_value += 1;
                 next_value
             } else {
-                rng.below(4)
+                rng.range(0, 4)
             }
         };
-        let op = match rng.below(10) {
+        let op = match rng.range(0, 10) {
             0..=3 => read(key),
             4..=6 => {
                 let v = value(&mut rng);
@@ -413,13 +392,13 @@ fn generate(seed: u64, config: &GenConfig) -> Vec<GenOp> {
             _ => {
                 let new = value(&mut rng);
                 let expected = if config.unique_values {
-                    match rng.below(4) {
+                    match rng.range(0, 4) {
                         0 => None,
-                        1 => Some(rng.below(next_value + 1)),
+                        1 => Some(rng.range(0, next_value + 1)),
                         _ => last_value.get(&key).copied(),
                     }
                 } else {
-                    match rng.below(5) {
+                    match rng.range(0, 5) {
                         0 => None,
                         v => Some(v - 1),
                     }
@@ -428,8 +407,8 @@ fn generate(seed: u64, config: &GenConfig) -> Vec<GenOp> {
                 cas(key, expected, new)
             }
         };
-        let unknown = rng.chance(config.unknown_percent);
-        let applied = !unknown || rng.chance(50);
+        let unknown = chance(&mut rng, config.unknown_percent);
+        let applied = !unknown || chance(&mut rng, 50);
         ops.push(GenOp {
             client,
             op,
@@ -501,19 +480,19 @@ fn known_reads(ops: &[GenOp]) -> Vec<usize> {
 }
 
 /// Mutation: a read returns a value nothing ever stored.
-fn mutate_unwritten_value(ops: &[GenOp], rng: &mut SplitMix64) -> Option<Vec<GenOp>> {
+fn mutate_unwritten_value(ops: &[GenOp], rng: &mut Rng) -> Option<Vec<GenOp>> {
     let reads = known_reads(ops);
     if reads.is_empty() {
         return None;
     }
     let mut mutated = ops.to_vec();
-    mutated[reads[rng.below(reads.len() as u64) as usize]].result =
+    mutated[reads[rng.range(0, reads.len() as u64) as usize]].result =
         Some(OpResult::Read(Some(u64::MAX - 1)));
     Some(mutated)
 }
 
 /// Mutation: a read invoked after a store completed returns "absent" (nothing ever deletes).
-fn mutate_absent_after_store(ops: &[GenOp], rng: &mut SplitMix64) -> Option<Vec<GenOp>> {
+fn mutate_absent_after_store(ops: &[GenOp], rng: &mut Rng) -> Option<Vec<GenOp>> {
     let candidates: Vec<usize> = known_reads(ops)
         .into_iter()
         .filter(|&r| {
@@ -527,7 +506,7 @@ fn mutate_absent_after_store(ops: &[GenOp], rng: &mut SplitMix64) -> Option<Vec<
         return None;
     }
     let mut mutated = ops.to_vec();
-    mutated[candidates[rng.below(candidates.len() as u64) as usize]].result =
+    mutated[candidates[rng.range(0, candidates.len() as u64) as usize]].result =
         Some(OpResult::Read(None));
     Some(mutated)
 }
@@ -535,7 +514,7 @@ fn mutate_absent_after_store(ops: &[GenOp], rng: &mut SplitMix64) -> Option<Vec<
 /// Mutation (unique values only): a read returns the value of a store W1 that a later store W2 had certainly
 /// overwritten (W1 completed before W2 was invoked, W2 completed before the read was invoked); as no other operation
 /// stores W1's value, no linearization explains it.
-fn mutate_stale_read(ops: &[GenOp], rng: &mut SplitMix64) -> Option<Vec<GenOp>> {
+fn mutate_stale_read(ops: &[GenOp], rng: &mut Rng) -> Option<Vec<GenOp>> {
     let mut candidates = Vec::new();
     for r in known_reads(ops) {
         let key = ops[r].op.key();
@@ -558,7 +537,7 @@ fn mutate_stale_read(ops: &[GenOp], rng: &mut SplitMix64) -> Option<Vec<GenOp>> 
     if candidates.is_empty() {
         return None;
     }
-    let (r, v1) = candidates[rng.below(candidates.len() as u64) as usize];
+    let (r, v1) = candidates[rng.range(0, candidates.len() as u64) as usize];
     let mut mutated = ops.to_vec();
     mutated[r].result = Some(OpResult::Read(Some(v1)));
     Some(mutated)
@@ -579,7 +558,7 @@ fn random_linearizable_histories_are_accepted_and_mutations_rejected() {
         let verdict = to_history(&ops).check();
         assert_eq!(verdict, Verdict::Linearizable, "seed {seed}: {verdict}");
 
-        let mut rng = SplitMix64::new(seed ^ 0xDEAD_BEEF);
+        let mut rng = Rng::new(seed ^ 0xDEAD_BEEF);
         let mut mutated = vec![
             mutate_unwritten_value(&ops, &mut rng),
             mutate_absent_after_store(&ops, &mut rng),
@@ -618,7 +597,7 @@ fn random_single_key_histories_with_many_clients() {
         let ops = generate(seed + 1000, &config);
         let verdict = to_history(&ops).check();
         assert_eq!(verdict, Verdict::Linearizable, "seed {seed}: {verdict}");
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = Rng::new(seed);
         let mutations = [
             mutate_unwritten_value(&ops, &mut rng),
             mutate_absent_after_store(&ops, &mut rng),
@@ -674,7 +653,7 @@ fn hard_histories_are_undecided_rather_than_misjudged() {
             Verdict::Linearizable,
             "seed {seed}"
         );
-        let mut rng = SplitMix64::new(seed);
+        let mut rng = Rng::new(seed);
         let m = mutate_unwritten_value(&ops, &mut rng).expect("300 ops include a read");
         match to_history(&m).check_with_budget(200_000) {
             Verdict::NotLinearizable { key: 0, .. } => {}
@@ -708,7 +687,7 @@ fn two_thousand_operations_check_quickly() {
         let accepted = start.elapsed();
         assert_eq!(verdict, Verdict::Linearizable, "{verdict}");
 
-        let mut rng = SplitMix64::new(7);
+        let mut rng = Rng::new(7);
         let mutated = to_history(&mutate_unwritten_value(&generated, &mut rng).unwrap());
         let start = std::time::Instant::now();
         let verdict = mutated.check();
@@ -783,28 +762,28 @@ fn brute_force_linearizable(ops: &[PlainOp]) -> bool {
 fn small_random_histories_agree_with_brute_force() {
     let mut verdicts = [0usize; 2];
     for seed in 0..3000u64 {
-        let mut rng = SplitMix64::new(seed);
-        let n = 2 + rng.below(7);
-        let keys = 1 + rng.below(2);
-        let values = 1 + rng.below(3);
+        let mut rng = Rng::new(seed);
+        let n = 2 + rng.range(0, 7);
+        let keys = 1 + rng.range(0, 2);
+        let values = 1 + rng.range(0, 3);
         let mut ops = Vec::new();
         for _ in 0..n {
-            let key = rng.below(keys);
+            let key = rng.range(0, keys);
             let value =
-                |rng: &mut SplitMix64| (rng.below(values + 1) != 0).then(|| rng.below(values));
-            let op = match rng.below(3) {
+                |rng: &mut Rng| (rng.range(0, values + 1) != 0).then(|| rng.range(0, values));
+            let op = match rng.range(0, 3) {
                 0 => read(key),
-                1 => write(key, rng.below(values)),
-                _ => cas(key, value(&mut rng), rng.below(values)),
+                1 => write(key, rng.range(0, values)),
+                _ => cas(key, value(&mut rng), rng.range(0, values)),
             };
-            let invoked = rng.below(10);
-            let completion = (!rng.chance(25)).then(|| {
+            let invoked = rng.range(0, 10);
+            let completion = (!chance(&mut rng, 25)).then(|| {
                 let result = match op {
                     Op::Read { .. } => OpResult::Read(value(&mut rng)),
                     Op::Write { .. } => OpResult::Write,
-                    Op::Cas { .. } => OpResult::Cas(rng.chance(50)),
+                    Op::Cas { .. } => OpResult::Cas(chance(&mut rng, 50)),
                 };
-                (invoked + rng.below(6), result)
+                (invoked + rng.range(0, 6), result)
             });
             ops.push((op, invoked, completion));
         }
@@ -842,14 +821,16 @@ fn perturbed_generated_histories_agree_with_brute_force() {
         };
         let mut ops = generate(seed, &config);
         // Change one known result at random in most histories.
-        let mut rng = SplitMix64::new(!seed);
+        let mut rng = Rng::new(!seed);
         let known: Vec<usize> = (0..ops.len()).filter(|&i| !ops[i].unknown).collect();
-        if !known.is_empty() && rng.chance(70) {
-            let i = known[rng.below(known.len() as u64) as usize];
+        if !known.is_empty() && chance(&mut rng, 70) {
+            let i = known[rng.range(0, known.len() as u64) as usize];
             ops[i].result = match ops[i].op {
-                Op::Read { .. } => Some(OpResult::Read((!rng.chance(20)).then(|| rng.below(5)))),
+                Op::Read { .. } => Some(OpResult::Read(
+                    (!chance(&mut rng, 20)).then(|| rng.range(0, 5)),
+                )),
                 Op::Write { .. } => Some(OpResult::Write),
-                Op::Cas { .. } => Some(OpResult::Cas(rng.chance(50))),
+                Op::Cas { .. } => Some(OpResult::Cas(chance(&mut rng, 50))),
             };
         }
         let plain: Vec<PlainOp> = ops

@@ -9,8 +9,11 @@
 #![warn(missing_docs)]
 
 pub mod http;
+mod listen;
 pub mod net;
 pub mod runtime;
+#[doc(hidden)]
+pub mod testing;
 
 pub use runtime::{
     ExecutorContext, ExecutorPlan, ExecutorRole, Placement, RunningTopology, RuntimeError,

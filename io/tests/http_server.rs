@@ -3,11 +3,9 @@
 //! fails a test instead of hanging it.
 
 use std::cell::Cell;
-use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cairn_io::http::{
@@ -18,42 +16,10 @@ use cairn_io::runtime::Shutdown;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::TcpStream;
 use glommio::timer::{sleep, timeout};
-use glommio::{LocalExecutorBuilder, Placement};
 
-/// Every test gives up after this long, whatever it waits for.
-const TEST_TIMEOUT_MS: u64 = 60_000;
+mod common;
 
-/// Bound on any single wait inside a test.
-const WAIT_TIMEOUT_MS: u64 = 10_000;
-
-/// One executor at a time: each registers io_memory against RLIMIT_MEMLOCK (8 MiB here).
-static EXECUTOR_LOCK: Mutex<()> = Mutex::new(());
-
-fn run<F, Fut>(name: &str, test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    let _serial = EXECUTOR_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(256 << 10)
-        .name(name)
-        .spawn(move || async move {
-            timeout(Duration::from_millis(TEST_TIMEOUT_MS), async move {
-                test().await;
-                Ok(())
-            })
-            .await
-            .expect("the test did not finish in time");
-        })
-        .expect("spawn the executor")
-        .join()
-        .expect("the executor failed");
-}
-
-fn loopback_any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("address")
-}
+use common::{loopback_any_port, run, wait_until, WAIT_TIMEOUT_MS};
 
 /// What the test handler saw; shared between the handler and the test.
 #[derive(Default)]
@@ -113,15 +79,6 @@ fn start(options: HttpServerOptions, shutdown: &Shutdown) -> (HttpServer, Rc<See
     })
     .expect("bind the server");
     (server, seen)
-}
-
-/// Polls `condition` every few milliseconds until it holds or the deadline passes.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_millis(WAIT_TIMEOUT_MS);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(Duration::from_millis(2)).await;
-    }
 }
 
 /// One parsed response.

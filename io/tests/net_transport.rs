@@ -1,9 +1,7 @@
 //! Integration tests of the framed TCP transport over loopback, each on its own small glommio
 //! executor. Every wait has a deadline, so a broken transport fails a test instead of hanging it.
 
-use std::future::Future;
 use std::net::SocketAddr;
-use std::sync::{Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use cairn_io::net::frame::{encode_frame, FRAME_HEADER_BYTES};
@@ -12,68 +10,20 @@ use cairn_io::net::{
     TrySendErrorKind,
 };
 use cairn_io::runtime::Shutdown;
+use cairn_io::testing::SplitMix64;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::TcpStream;
 use glommio::timer::{sleep, timeout};
-use glommio::{LocalExecutorBuilder, Placement};
 
-/// Every test gives up after this long, whatever it waits for.
-const TEST_TIMEOUT_MS: u64 = 60_000;
+mod common;
 
-/// Bound on any single wait inside a test.
-const WAIT_TIMEOUT_MS: u64 = 10_000;
-
-/// One executor at a time: each registers io_memory against RLIMIT_MEMLOCK (8 MiB here).
-static EXECUTOR_LOCK: Mutex<()> = Mutex::new(());
-
-fn run<F, Fut>(name: &str, test: F)
-where
-    F: FnOnce() -> Fut + Send + 'static,
-    Fut: Future<Output = ()> + 'static,
-{
-    let _serial = EXECUTOR_LOCK.lock().unwrap_or_else(PoisonError::into_inner);
-    LocalExecutorBuilder::new(Placement::Unbound)
-        .io_memory(256 << 10)
-        .name(name)
-        .spawn(move || async move {
-            timeout(Duration::from_millis(TEST_TIMEOUT_MS), async move {
-                test().await;
-                Ok(())
-            })
-            .await
-            .expect("the test did not finish in time");
-        })
-        .expect("spawn the executor")
-        .join()
-        .expect("the executor failed");
-}
-
-fn loopback_any_port() -> SocketAddr {
-    "127.0.0.1:0".parse().expect("address")
-}
-
-/// SplitMix64: seeded, so every run sends the same frames.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next_u64() % bound as u64) as usize
-    }
-}
+use common::{loopback_any_port, run, wait_until, WAIT_TIMEOUT_MS};
 
 /// Frame `index`: a random length (mostly small, sometimes up to 128 KiB, sometimes empty) and
 /// content derived from the index, so the receiver can check it without a copy.
 fn payload(index: u64) -> Vec<u8> {
-    let mut rng = Rng(index.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xC0FFEE);
+    let mut rng = SplitMix64::new(index.wrapping_mul(0x2545_F491_4F6C_DD1D) ^ 0xC0FFEE);
     let len = match rng.below(20) {
         0 => 0,
         1 => 8 + rng.below(128 << 10),
@@ -117,13 +67,21 @@ async fn recv(receiver: &LocalReceiver<InboundFrame>) -> InboundFrame {
         .expect("a frame within the deadline")
 }
 
-/// Polls `condition` every few milliseconds until it holds or the deadline passes.
-async fn wait_until(what: &str, mut condition: impl FnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_millis(WAIT_TIMEOUT_MS);
-    while !condition() {
-        assert!(Instant::now() < deadline, "timed out waiting until {what}");
-        sleep(Duration::from_millis(2)).await;
-    }
+/// A listener with `options` on a free loopback port, and a peer with default options sending to
+/// it (nothing is connected until a frame is queued).
+fn listener_and_peer(
+    options: ListenerOptions,
+    shutdown: &Shutdown,
+) -> (Listener, LocalReceiver<InboundFrame>, Peer) {
+    let (listener, inbound) = Listener::bind(loopback_any_port(), options, shutdown).expect("bind");
+    let peer = Peer::start(listener.local_addr(), PeerOptions::default(), shutdown).expect("peer");
+    (listener, inbound, peer)
+}
+
+/// Queues frame `index` on `peer` and checks that it is the next frame to arrive.
+async fn send_and_receive(peer: &Peer, inbound: &LocalReceiver<InboundFrame>, index: u64) {
+    peer.try_send(tagged(index)).expect("queue");
+    assert_eq!(recv(inbound).await.payload, tagged(index));
 }
 
 /// Queues `payload`, waiting (bounded) while the send queue is full.
@@ -282,11 +240,8 @@ fn frames_queued_while_the_listener_is_down_are_delivered_once_it_is_up() {
 fn the_sender_reconnects_after_the_listener_restarts_on_the_same_port() {
     run("net-restart", || async {
         let shutdown = Shutdown::new();
-        let (listener, inbound) =
-            Listener::bind(loopback_any_port(), ListenerOptions::default(), &shutdown)
-                .expect("bind");
+        let (listener, inbound, peer) = listener_and_peer(ListenerOptions::default(), &shutdown);
         let addr = listener.local_addr();
-        let peer = Peer::start(addr, PeerOptions::default(), &shutdown).expect("peer");
         for index in 0..100 {
             send_when_room(&peer, tagged(index)).await;
         }
@@ -346,12 +301,9 @@ fn a_connection_sending_a_bad_frame_is_closed_and_others_are_still_served() {
             frame_bytes_max: FRAME_BYTES_MAX,
             ..ListenerOptions::default()
         };
-        let (listener, inbound) =
-            Listener::bind(loopback_any_port(), options, &shutdown).expect("bind");
+        let (listener, inbound, peer) = listener_and_peer(options, &shutdown);
         let addr = listener.local_addr();
-        let peer = Peer::start(addr, PeerOptions::default(), &shutdown).expect("peer");
-        peer.try_send(tagged(1)).expect("queue");
-        assert_eq!(recv(&inbound).await.payload, tagged(1));
+        send_and_receive(&peer, &inbound, 1).await;
 
         // A good frame, then one whose payload does not match its CRC.
         let mut corrupt = TcpStream::connect(addr).await.expect("connect");
@@ -409,8 +361,7 @@ fn a_connection_sending_a_bad_frame_is_closed_and_others_are_still_served() {
             assert_eq!(recv(&inbound).await.payload, tagged(index));
         }
         let other = Peer::start(addr, PeerOptions::default(), &shutdown).expect("peer");
-        other.try_send(tagged(1000)).expect("queue");
-        assert_eq!(recv(&inbound).await.payload, tagged(1000));
+        send_and_receive(&other, &inbound, 1000).await;
         let stats = listener.stats();
         assert_eq!(stats.frame_errors, 2);
         assert_eq!(stats.connections_accepted, 4);
@@ -490,13 +441,8 @@ fn the_bounded_send_queue_reports_full_and_hands_the_frame_back() {
 fn triggering_shutdown_stops_listeners_and_peers() {
     run("net-shutdown", || async {
         let shutdown = Shutdown::new();
-        let (listener, inbound) =
-            Listener::bind(loopback_any_port(), ListenerOptions::default(), &shutdown)
-                .expect("bind");
-        let addr = listener.local_addr();
-        let peer = Peer::start(addr, PeerOptions::default(), &shutdown).expect("peer");
-        peer.try_send(tagged(7)).expect("queue");
-        assert_eq!(recv(&inbound).await.payload, tagged(7));
+        let (listener, inbound, peer) = listener_and_peer(ListenerOptions::default(), &shutdown);
+        send_and_receive(&peer, &inbound, 7).await;
 
         shutdown.trigger();
         assert_eq!(
@@ -521,12 +467,9 @@ fn connections_beyond_connections_max_are_closed() {
             connections_max: 1,
             ..ListenerOptions::default()
         };
-        let (listener, inbound) =
-            Listener::bind(loopback_any_port(), options, &shutdown).expect("bind");
+        let (listener, inbound, peer) = listener_and_peer(options, &shutdown);
         let addr = listener.local_addr();
-        let peer = Peer::start(addr, PeerOptions::default(), &shutdown).expect("peer");
-        peer.try_send(tagged(1)).expect("queue");
-        assert_eq!(recv(&inbound).await.payload, tagged(1));
+        send_and_receive(&peer, &inbound, 1).await;
 
         let mut extra = TcpStream::connect(addr).await.expect("connect");
         assert!(
@@ -543,8 +486,7 @@ fn connections_beyond_connections_max_are_closed() {
                 ..
             })
         ));
-        peer.try_send(tagged(2)).expect("queue");
-        assert_eq!(recv(&inbound).await.payload, tagged(2));
+        send_and_receive(&peer, &inbound, 2).await;
         peer.close().await;
         listener.close().await;
     });

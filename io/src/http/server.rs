@@ -36,13 +36,12 @@
 
 use std::cell::RefCell;
 use std::fmt;
-use std::future::{pending, poll_fn, Future};
+use std::future::{pending, Future};
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::pin::pin;
 use std::rc::Rc;
-use std::task::{Poll, Waker};
+use std::task::Waker;
 use std::time::{Duration, Instant};
 
 use futures_lite::future::{or, poll_once};
@@ -54,6 +53,10 @@ use glommio::{Task, TaskQueueHandle};
 use super::parser::{ParseEvent, Parsed, ParserLimits, RequestParser, CONTINUE_RESPONSE};
 use super::request::{Method, Request, Version};
 use super::response::{encode_head, Response, ResponseFraming};
+use crate::listen::{
+    self, stop_listening, until_stopped, Accepting, ConnectionCounts, ConnectionGuard,
+    ListeningSocket, Stops,
+};
 use crate::net::IoFailure;
 use crate::runtime::Shutdown;
 
@@ -261,99 +264,34 @@ impl ServerShared {
     }
 }
 
-/// Counts a connection as active for exactly as long as its task exists, even when cancelled.
-struct ConnectionGuard {
-    shared: Rc<ServerShared>,
-}
-
-impl ConnectionGuard {
-    fn new(shared: Rc<ServerShared>) -> ConnectionGuard {
-        shared.update(|stats| {
-            stats.connections_accepted += 1;
-            stats.connections_active += 1;
-        });
-        ConnectionGuard { shared }
-    }
-}
-
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        let remaining = {
-            let mut stats = self.shared.stats.borrow_mut();
-            stats.connections_active -= 1;
-            stats.connections_active
-        };
-        if remaining == 0 {
-            let waker = self.shared.drained.borrow_mut().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
-    }
-}
-
-/// The shutdown handed in by the owner plus the server's own stop signal.
-#[derive(Clone, Debug)]
-struct Stops {
-    global: Shutdown,
-    local: Shutdown,
-}
-
-impl Stops {
-    fn is_triggered(&self) -> bool {
-        self.global.is_triggered() || self.local.is_triggered()
+impl ConnectionCounts for ServerShared {
+    fn counts<R>(&self, f: impl FnOnce(&mut u64, &mut usize) -> R) -> R {
+        let mut stats = self.stats.borrow_mut();
+        let stats = &mut *stats;
+        f(
+            &mut stats.connections_accepted,
+            &mut stats.connections_active,
+        )
     }
 
-    async fn wait(&self) {
-        or(self.global.wait(), self.local.wait()).await
+    fn drained(&self) -> &RefCell<Option<Waker>> {
+        &self.drained
     }
-}
-
-/// Runs `work` until it finishes or a stop is triggered, whichever comes first.
-async fn until_stopped(stops: Stops, work: impl Future<Output = ()>) {
-    or(stops.wait(), work).await
 }
 
 fn spawn(
     task_queue: Option<TaskQueueHandle>,
     future: impl Future<Output = ()> + 'static,
 ) -> Result<Task<()>, HttpServerError> {
-    match task_queue {
-        Some(queue) => glommio::spawn_local_into(future, queue)
-            .map_err(|e| HttpServerError::Spawn(e.to_string())),
-        None => Ok(glommio::spawn_local(future)),
-    }
-}
-
-/// Creates the listening socket: `SO_REUSEADDR` always (a restarted agent can bind while old
-/// connections linger in `TIME_WAIT`), `SO_REUSEPORT` only when asked.
-fn listen_socket(addr: SocketAddr, reuse_port: bool) -> io::Result<(RawFd, SocketAddr)> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-    socket.set_reuse_address(true)?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.listen(LISTEN_BACKLOG)?;
-    let local_addr = socket
-        .local_addr()?
-        .as_socket()
-        .ok_or_else(|| io::Error::other("the listening socket has no IP address"))?;
-    Ok((socket.into_raw_fd(), local_addr))
+    listen::spawn(task_queue, future).map_err(HttpServerError::Spawn)
 }
 
 /// An HTTP/1.1 server on one executor (see the [module docs](self)).
 #[derive(Debug)]
 pub struct HttpServer {
-    local_addr: SocketAddr,
-    /// The listening socket's descriptor, valid while `_socket` is alive.
-    fd: RawFd,
-    /// Keeps the listening socket (and so `fd`) open while the handle exists.
-    _socket: Rc<TcpListener>,
+    /// The listening socket and accept task, stopped when the handle is closed or dropped.
+    accepting: Accepting,
     shared: Rc<ServerShared>,
-    stops: Stops,
-    task: Option<Task<()>>,
 }
 
 impl HttpServer {
@@ -373,21 +311,18 @@ impl HttpServer {
         F: Future<Output = Response> + 'static,
     {
         options.validate()?;
-        let (fd, local_addr) =
-            listen_socket(addr, options.reuse_port).map_err(|error| HttpServerError::Bind {
-                addr,
-                failure: IoFailure::from(&error),
+        let listening =
+            ListeningSocket::bind(addr, options.reuse_port, LISTEN_BACKLOG).map_err(|error| {
+                HttpServerError::Bind {
+                    addr,
+                    failure: IoFailure::from(&error),
+                }
             })?;
-        // SAFETY: `fd` is a bound, listening TCP socket that nothing else owns; glommio takes it
-        // over and closes it when the listener is dropped.
-        let socket = Rc::new(unsafe { TcpListener::from_raw_fd(fd) });
+        let fd = listening.fd;
         let shared = Rc::new(ServerShared::default());
-        let stops = Stops {
-            global: shutdown.clone(),
-            local: Shutdown::new(),
-        };
+        let stops = Stops::new(shutdown);
         let accept = accept_loop(
-            Rc::clone(&socket),
+            Rc::clone(&listening.socket),
             Rc::new(handler),
             Rc::clone(&shared),
             Rc::new(options.clone()),
@@ -405,18 +340,18 @@ impl HttpServer {
             or(stop, accept).await
         })?;
         Ok(HttpServer {
-            local_addr,
-            fd,
-            _socket: socket,
+            accepting: Accepting {
+                listening,
+                stops,
+                task: Some(task),
+            },
             shared,
-            stops,
-            task: Some(task),
         })
     }
 
     /// The bound address (with the actual port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.accepting.listening.local_addr
     }
 
     /// The server's counters.
@@ -427,45 +362,7 @@ impl HttpServer {
     /// Stops accepting, closes every connection (requests in flight included), and returns
     /// once the listening socket and all connections are closed.
     pub async fn close(mut self) {
-        self.begin_stop();
-        if let Some(task) = self.task.take() {
-            task.await;
-        }
-        let shared = Rc::clone(&self.shared);
-        poll_fn(|cx| {
-            if shared.stats.borrow().connections_active == 0 {
-                return Poll::Ready(());
-            }
-            *shared.drained.borrow_mut() = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-    }
-
-    fn begin_stop(&self) {
-        self.stops.local.trigger();
-        // Stop listening now rather than when the accept task next runs. `self.fd` is valid:
-        // `self._socket` owns it and is alive.
-        stop_listening(self.fd);
-    }
-}
-
-impl Drop for HttpServer {
-    fn drop(&mut self) {
-        self.begin_stop();
-        // Dropping the task handle cancels the accept task; connection tasks end when they next
-        // run, woken by the stop signal.
-        self.task.take();
-    }
-}
-
-/// Takes a listening socket out of the listening set: new connections are refused and a
-/// pending accept fails. `fd` must be an open socket. The result does not matter (the socket may
-/// already be shut down).
-fn stop_listening(fd: RawFd) {
-    // SAFETY: the callers keep the socket that owns `fd` alive; shutdown(2) touches no memory.
-    unsafe {
-        libc::shutdown(fd, libc::SHUT_RDWR);
+        self.accepting.close(&*self.shared).await;
     }
 }
 

@@ -3,23 +3,7 @@
 
 use super::parser::CHUNK_LINE_BYTES_MAX;
 use super::*;
-
-/// SplitMix64: seeded, so every run makes the same splits and garbage.
-struct Rng(u64);
-
-impl Rng {
-    fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, bound: usize) -> usize {
-        (self.next_u64() % bound.max(1) as u64) as usize
-    }
-}
+use crate::testing::SplitMix64 as Rng;
 
 fn default_parser() -> RequestParser {
     RequestParser::new(ParserLimits::default())
@@ -530,7 +514,7 @@ fn splitting_a_valid_stream_anywhere_gives_the_same_requests() {
         }
     }
     // Random cuts, byte by byte included.
-    let mut rng = Rng(0x5EED_0001);
+    let mut rng = Rng::new(0x5EED_0001);
     for round in 0..500 {
         let mut cuts: Vec<usize> = (0..rng.below(40))
             .map(|_| rng.below(stream.len() + 1))
@@ -559,7 +543,7 @@ fn random_garbage_never_panics_or_overbuffers() {
     };
     let buffered_max = 512 + 1 + CHUNK_LINE_BYTES_MAX + 256;
     let stream = valid_stream();
-    let mut rng = Rng(0x5EED_0002);
+    let mut rng = Rng::new(0x5EED_0002);
     for round in 0..3000 {
         let input: Vec<u8> = match round % 3 {
             // Pure noise, biased towards HTTP-looking bytes.

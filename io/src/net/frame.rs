@@ -398,26 +398,7 @@ impl Iterator for Frames<'_> {
 mod tests {
     use super::*;
 
-    /// SplitMix64: a tiny seeded PRNG so every run sees the same "random" inputs.
-    struct Rng(u64);
-
-    impl Rng {
-        fn next_u64(&mut self) -> u64 {
-            self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = self.0;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-
-        fn below(&mut self, bound: usize) -> usize {
-            (self.next_u64() % bound as u64) as usize
-        }
-
-        fn bytes(&mut self, len: usize) -> Vec<u8> {
-            (0..len).map(|_| self.next_u64() as u8).collect()
-        }
-    }
+    use crate::testing::SplitMix64 as Rng;
 
     fn random_payloads(rng: &mut Rng, count: usize, len_max: usize) -> Vec<Vec<u8>> {
         (0..count)
@@ -493,7 +474,7 @@ mod tests {
     #[test]
     fn round_trip_with_seeded_random_chunking() {
         for seed in 0..50u64 {
-            let mut rng = Rng(seed);
+            let mut rng = Rng::new(seed);
             let frame_bytes_max = 1 + rng.below(4096);
             let payloads = random_payloads(&mut rng, 200, frame_bytes_max);
             let wire = encode_all(&payloads, frame_bytes_max);
@@ -509,7 +490,7 @@ mod tests {
 
     #[test]
     fn the_whole_stream_in_one_chunk_yields_every_frame() {
-        let mut rng = Rng(99);
+        let mut rng = Rng::new(99);
         let payloads = random_payloads(&mut rng, 100, 300);
         let wire = encode_all(&payloads, 300);
         let mut decoder = FrameDecoder::new(300);
@@ -584,7 +565,7 @@ mod tests {
     #[test]
     fn a_flipped_bit_anywhere_is_detected_or_changes_the_frame_structure() {
         for seed in 0..200u64 {
-            let mut rng = Rng(1000 + seed);
+            let mut rng = Rng::new(1000 + seed);
             let frame_bytes_max = 512;
             let payloads = random_payloads(&mut rng, 20, frame_bytes_max);
             let mut wire = encode_all(&payloads, frame_bytes_max);
@@ -669,7 +650,7 @@ mod tests {
     #[test]
     fn random_garbage_never_panics() {
         for seed in 0..100u64 {
-            let mut rng = Rng(5000 + seed);
+            let mut rng = Rng::new(5000 + seed);
             let len = rng.below(2000);
             let garbage = rng.bytes(len);
             let mut decoder = FrameDecoder::new(256);

@@ -46,17 +46,19 @@ use std::fmt;
 use std::future::{poll_fn, Future};
 use std::io;
 use std::net::SocketAddr;
-use std::os::unix::io::{FromRawFd, IntoRawFd, RawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::{Poll, Waker};
 use std::time::Duration;
 
-use futures_lite::future::or;
 use futures_lite::io::{AsyncRead, AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::{Task, TaskQueueHandle};
+
+use crate::listen::{
+    self, until_stopped, Accepting, ConnectionCounts, ConnectionGuard, ListeningSocket, Stops,
+};
 
 use super::frame::{
     encode_header, FrameDecoder, FrameError, FRAME_BYTES_MAX_DEFAULT, FRAME_BYTES_MAX_LIMIT,
@@ -170,44 +172,11 @@ impl fmt::Display for TransportError {
 
 impl std::error::Error for TransportError {}
 
-/// The shutdown handed in by the owner plus the handle's own stop signal.
-#[derive(Clone, Debug)]
-struct Stops {
-    global: Shutdown,
-    local: Shutdown,
-}
-
-impl Stops {
-    fn new(global: &Shutdown) -> Stops {
-        Stops {
-            global: global.clone(),
-            local: Shutdown::new(),
-        }
-    }
-
-    fn is_triggered(&self) -> bool {
-        self.global.is_triggered() || self.local.is_triggered()
-    }
-
-    async fn wait(&self) {
-        or(self.global.wait(), self.local.wait()).await
-    }
-}
-
-/// Runs `work` until it finishes or a stop is triggered, whichever comes first.
-async fn until_stopped(stops: Stops, work: impl Future<Output = ()>) {
-    or(stops.wait(), work).await
-}
-
 fn spawn(
     task_queue: Option<TaskQueueHandle>,
     future: impl Future<Output = ()> + 'static,
 ) -> Result<Task<()>, TransportError> {
-    match task_queue {
-        Some(queue) => glommio::spawn_local_into(future, queue)
-            .map_err(|e| TransportError::Spawn(e.to_string())),
-        None => Ok(glommio::spawn_local(future)),
-    }
+    listen::spawn(task_queue, future).map_err(TransportError::Spawn)
 }
 
 fn check_frame_bytes_max(frame_bytes_max: usize) -> Result<(), TransportError> {

@@ -2,6 +2,9 @@
 
 use super::*;
 
+/// Backlog of the listening socket (what std's `TcpListener::bind` uses).
+const LISTEN_BACKLOG: i32 = 128;
+
 /// What a [`Listener`] may be configured with.
 ///
 /// Memory is bounded by `inbound_queue_frames_max * frame_bytes_max` for queued frames plus, per
@@ -164,49 +167,27 @@ impl ListenerShared {
     }
 }
 
-/// Counts a connection task as active for exactly as long as it exists, even when it is
-/// cancelled.
-struct ConnectionGuard {
-    shared: Rc<ListenerShared>,
-}
-
-impl ConnectionGuard {
-    fn new(shared: Rc<ListenerShared>) -> ConnectionGuard {
-        shared.update(|stats| {
-            stats.connections_accepted += 1;
-            stats.connections_active += 1;
-        });
-        ConnectionGuard { shared }
+impl ConnectionCounts for ListenerShared {
+    fn counts<R>(&self, f: impl FnOnce(&mut u64, &mut usize) -> R) -> R {
+        let mut stats = self.stats.borrow_mut();
+        let stats = &mut *stats;
+        f(
+            &mut stats.connections_accepted,
+            &mut stats.connections_active,
+        )
     }
-}
 
-impl Drop for ConnectionGuard {
-    fn drop(&mut self) {
-        let remaining = {
-            let mut stats = self.shared.stats.borrow_mut();
-            stats.connections_active -= 1;
-            stats.connections_active
-        };
-        if remaining == 0 {
-            let waker = self.shared.drained.borrow_mut().take();
-            if let Some(waker) = waker {
-                waker.wake();
-            }
-        }
+    fn drained(&self) -> &RefCell<Option<Waker>> {
+        &self.drained
     }
 }
 
 /// Accepts connections and delivers the frames they carry (see the [module docs](super)).
 #[derive(Debug)]
 pub struct Listener {
-    local_addr: SocketAddr,
-    /// The listening socket's descriptor, valid while `socket` is alive.
-    fd: RawFd,
-    /// Keeps the listening socket (and so `fd`) open while the handle exists.
-    _socket: Rc<TcpListener>,
+    /// The listening socket and accept task, stopped when the handle is closed or dropped.
+    accepting: Accepting,
     shared: Rc<ListenerShared>,
-    stops: Stops,
-    task: Option<Task<()>>,
 }
 
 impl Listener {
@@ -221,24 +202,20 @@ impl Listener {
         shutdown: &Shutdown,
     ) -> Result<(Listener, LocalReceiver<InboundFrame>), TransportError> {
         options.validate()?;
-        let bind_error = |error: io::Error| TransportError::Bind {
-            addr,
-            failure: IoFailure::from(&error),
-        };
-        // std binds with SO_REUSEADDR but, unlike glommio's `TcpListener::bind`, without
+        // Like std's `TcpListener::bind` (SO_REUSEADDR, backlog 128) and unlike glommio's, without
         // SO_REUSEPORT: a port another socket listens on is an `AddrInUse` error, not a silent
         // second listener.
-        let std_listener = std::net::TcpListener::bind(addr).map_err(bind_error)?;
-        let local_addr = std_listener.local_addr().map_err(bind_error)?;
-        let fd = std_listener.into_raw_fd();
-        // SAFETY: `fd` is a bound, listening TCP socket that nothing else owns; glommio takes it
-        // over and closes it when the listener is dropped.
-        let socket = Rc::new(unsafe { TcpListener::from_raw_fd(fd) });
+        let listening = ListeningSocket::bind(addr, false, LISTEN_BACKLOG).map_err(|error| {
+            TransportError::Bind {
+                addr,
+                failure: IoFailure::from(&error),
+            }
+        })?;
         let (sender, receiver) = local_channel::new_bounded(options.inbound_queue_frames_max);
         let shared = Rc::new(ListenerShared::default());
         let stops = Stops::new(shutdown);
         let accept = accept_loop(
-            Rc::clone(&socket),
+            Rc::clone(&listening.socket),
             Rc::new(sender),
             Rc::clone(&shared),
             options.clone(),
@@ -247,12 +224,12 @@ impl Listener {
         let task = spawn(options.task_queue, until_stopped(stops.clone(), accept))?;
         Ok((
             Listener {
-                local_addr,
-                fd,
-                _socket: socket,
+                accepting: Accepting {
+                    listening,
+                    stops,
+                    task: Some(task),
+                },
                 shared,
-                stops,
-                task: Some(task),
             },
             receiver,
         ))
@@ -260,7 +237,7 @@ impl Listener {
 
     /// The bound address (with the actual port when bound to port 0).
     pub fn local_addr(&self) -> SocketAddr {
-        self.local_addr
+        self.accepting.listening.local_addr
     }
 
     /// The listener's counters.
@@ -276,41 +253,7 @@ impl Listener {
     /// Stops accepting, closes every connection, and returns once the listening socket and all
     /// connections are closed.
     pub async fn close(mut self) {
-        self.begin_stop();
-        if let Some(task) = self.task.take() {
-            task.await;
-        }
-        let shared = Rc::clone(&self.shared);
-        poll_fn(|cx| {
-            if shared.stats.borrow().connections_active == 0 {
-                return Poll::Ready(());
-            }
-            *shared.drained.borrow_mut() = Some(cx.waker().clone());
-            Poll::Pending
-        })
-        .await;
-    }
-
-    fn begin_stop(&self) {
-        self.stops.local.trigger();
-        // Stop listening now rather than when the accept task next runs: the kernel takes the
-        // socket out of the listening set (new connections are refused, or go to another socket
-        // bound to the same port) and a pending accept fails. The result does not matter (the
-        // socket may already be shut down).
-        // SAFETY: `self.fd` is valid: `self._socket` owns it and is alive. shutdown(2) touches no
-        // memory.
-        unsafe {
-            libc::shutdown(self.fd, libc::SHUT_RDWR);
-        }
-    }
-}
-
-impl Drop for Listener {
-    fn drop(&mut self) {
-        self.begin_stop();
-        // Dropping the task handle cancels the accept task; connection tasks end when they next
-        // run, woken by the stop signal.
-        self.task.take();
+        self.accepting.close(&*self.shared).await;
     }
 }
 
