@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod agent;
+pub mod api;
 pub mod cli;
 pub mod config;
 pub mod logging;
