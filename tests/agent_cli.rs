@@ -390,3 +390,43 @@ fn invoked_as_consul_behaves_the_same() {
     assert!(text(&usage.stderr).starts_with("Usage: consul [--version]"));
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A free TCP port on 127.0.0.1 (bound and released; good enough for a test on loopback).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind an ephemeral port");
+    listener.local_addr().expect("local addr").port()
+}
+
+fn server_args(data_dir: &Path, node: &str, port: u16) -> Vec<String> {
+    vec![
+        "agent".into(),
+        "-server".into(),
+        format!("-data-dir={}", data_dir.display()),
+        format!("-node={node}"),
+        "-bind=127.0.0.1".into(),
+        format!("-server-port={port}"),
+        "-bootstrap-expect=1".into(),
+    ]
+}
+
+#[test]
+fn a_second_server_on_the_same_data_dir_is_refused() {
+    let dir = temp_dir("locked").join("data");
+    let mut first = Agent::spawn(Command::new(BIN).args(server_args(&dir, "first", free_port())));
+    first.wait_for_line(RUNNING_LINE, STARTUP_TIMEOUT);
+    let mut second = Agent::spawn(Command::new(BIN).args(server_args(&dir, "second", free_port())));
+    let (status, stdout, stderr) = second.finish();
+    assert!(
+        !status.success(),
+        "the second server started: {stdout}\n{stderr}"
+    );
+    let said = format!("{stdout}\n{stderr}");
+    assert!(said.contains("is locked by another process"), "{said}");
+    assert!(
+        said.contains(&format!("pid {}", first.child.id())),
+        "{said}"
+    );
+    first.signal(libc::SIGTERM);
+    let (status, stdout, stderr) = first.finish();
+    assert!(status.success(), "{stdout}\n{stderr}");
+}
