@@ -5,8 +5,9 @@
 
 use cairn::agent::raft_driver::{RaftDriverOptions, RaftHandle};
 use cairn::agent::rpc_client::RpcClient;
+use cairn::agent::server::{bootstrap_configuration, server_id};
 use cairn::agent::state_machine::KvStateMachine;
-use cairn::raft::{Configuration, Options, Server, ServerId, Suffrage};
+use cairn::raft::{Configuration, Options};
 use cairn::rpc::{Consistency, StatusReply, WireRole};
 use cairn_io::Shutdown;
 use glommio::{ExecutorJoinHandle, LocalExecutorBuilder, Placement};
@@ -62,17 +63,7 @@ impl Cluster {
         let addrs: Vec<SocketAddr> = (0..n)
             .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
             .collect();
-        let config = Configuration::new(
-            addrs
-                .iter()
-                .enumerate()
-                .map(|(i, a)| Server {
-                    id: ServerId(i as u64 + 1),
-                    suffrage: Suffrage::Voter,
-                    address: a.to_string(),
-                })
-                .collect(),
-        );
+        let config = bootstrap_configuration(&addrs);
         let dirs = (0..n).map(|i| base.join(format!("s{i}"))).collect();
         let mut c = Cluster {
             addrs,
@@ -90,14 +81,17 @@ impl Cluster {
     fn start(&mut self, i: usize) {
         let shutdown = Shutdown::new();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
-        let mut options =
-            RaftDriverOptions::new(ServerId(i as u64 + 1), self.dirs[i].clone(), self.addrs[i]);
+        let mut options = RaftDriverOptions::new(
+            server_id(self.addrs[i]),
+            self.dirs[i].clone(),
+            self.addrs[i],
+        );
         options.bootstrap = Some(self.config.clone());
         options.snapshot_threshold = self.threshold;
         options.log_segment_bytes_max = 4096;
         options.raft = Options {
             trailing_entries: 4,
-            ..Options::consul(ServerId(i as u64 + 1), 1)
+            ..Options::consul(server_id(self.addrs[i]), 1)
         };
         options.seed = i as u64 + 99;
         let stop = shutdown.clone();

@@ -10,8 +10,8 @@
 //! Run: `cargo bench -p cairn-bench --bench commit_latency`. Under `cargo test` it makes a token run.
 
 use cairn::agent::raft_driver::{RaftDriverOptions, RaftHandle};
+use cairn::agent::server::{bootstrap_configuration, server_id};
 use cairn::agent::state_machine::KvStateMachine;
-use cairn::raft::{Configuration, Server, ServerId, Suffrage};
 use cairn::rpc::WireRole;
 use cairn_bench::{is_bench_run, latency, us, Latency, ScratchDir};
 use cairn_io::Shutdown;
@@ -87,17 +87,7 @@ impl BenchCluster {
         let addrs: Vec<SocketAddr> = (0..servers)
             .map(|_| SocketAddr::from(([127, 0, 0, 1], free_port())))
             .collect();
-        let config = Configuration::new(
-            addrs
-                .iter()
-                .enumerate()
-                .map(|(i, a)| Server {
-                    id: ServerId(i as u64 + 1),
-                    suffrage: Suffrage::Voter,
-                    address: a.to_string(),
-                })
-                .collect(),
-        );
+        let config = bootstrap_configuration(&addrs);
         let shutdown = Shutdown::new();
         let (commands, command_rx) = mpsc::channel();
         let mut command_rx = Some(command_rx);
@@ -106,7 +96,7 @@ impl BenchCluster {
         // Followers first, the proposer's server last: it campaigns at once and wins.
         for i in (0..servers).rev() {
             let mut options = RaftDriverOptions::new(
-                ServerId(i as u64 + 1),
+                server_id(addrs[i]),
                 dir.join(format!("s{servers}-{i}")),
                 addrs[i],
             );
