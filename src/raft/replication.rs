@@ -3,7 +3,7 @@
 
 use super::node::{Action, Node, Role};
 use super::progress::{Progress, ReplicationState};
-use super::types::{Configuration, ConflictHint, Entry, Index, Message, ServerId, Term};
+use super::types::{Configuration, ConflictHint, Entry, Index, Message, Payload, ServerId, Term};
 
 impl Node {
     /// Appends entries made by this leader, persists them, and replicates them.
@@ -11,9 +11,14 @@ impl Node {
         for e in &entries {
             self.log.push(e.clone());
         }
+        let config_changed = entries
+            .iter()
+            .any(|e| matches!(e.payload, Payload::Config(_)));
         self.note_configs(&entries);
         out.push(Action::AppendLog(entries));
-        self.sync_progress_with_config();
+        if config_changed {
+            self.sync_progress_with_config();
+        }
         let peers: Vec<ServerId> = self.progress.keys().copied().collect();
         for peer in peers {
             while self.send_append(peer, false, out) {}
