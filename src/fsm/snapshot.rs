@@ -1,0 +1,340 @@
+//! Snapshot bytes: a 32-byte header, then an rkyv archive of the state as key-sorted vectors.
+//!
+//! Header (little-endian): `magic "CRNFSM01" (8) | format version u32 | CRC-32/IEEE of the payload u32 |
+//! payload length u64 | 8 zero bytes`. The payload is validated with `rkyv::access` (bytecheck) after the
+//! CRC, and then for order and references (keys strictly ascending, held keys name existing sessions), so
+//! a cut or a flipped bit is an error, never a panic or a wrong state.
+
+use super::session::{Behavior, ServiceCheck, Session, SessionSpec};
+use super::{KvEntry, State, TableIndexes};
+use rkyv::rancor;
+use rkyv::util::AlignedVec;
+use std::sync::Arc;
+
+/// Bytes before the payload (a multiple of 16, so an aligned buffer keeps the payload aligned).
+pub const SNAPSHOT_HEADER_BYTES: usize = 32;
+/// The magic at the start of every state machine snapshot.
+pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CRNFSM01";
+/// The payload format this code writes and reads.
+pub const SNAPSHOT_FORMAT: u32 = 1;
+
+/// The archived state.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Default)]
+struct Image {
+    applied_index: u64,
+    kvs_index: u64,
+    tombstones_index: u64,
+    sessions_index: u64,
+    entries: Vec<ImageEntry>,
+    tombstones: Vec<ImageMark>,
+    sessions: Vec<ImageSession>,
+    lock_delays: Vec<ImageMark>,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
+struct ImageEntry {
+    key: String,
+    value: Vec<u8>,
+    flags: u64,
+    lock_index: u64,
+    session: Option<String>,
+    create_index: u64,
+    modify_index: u64,
+}
+
+/// A key with a number: a tombstone's index or a lock-delay's end.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
+struct ImageMark {
+    key: String,
+    at: u64,
+}
+
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
+struct ImageSession {
+    id: String,
+    name: String,
+    node: String,
+    node_checks: Vec<String>,
+    service_checks: Vec<(String, String)>,
+    lock_delay_ms: u64,
+    /// 0 release, 1 delete.
+    behavior: u8,
+    ttl_ms: u64,
+    ttl: String,
+    create_index: u64,
+    modify_index: u64,
+    deadline_ms: Option<u64>,
+}
+
+/// The snapshot bytes of `state`.
+pub fn encode(state: &State) -> Vec<u8> {
+    let payload = match rkyv::to_bytes::<rancor::Error>(&image_of(state)) {
+        Ok(bytes) => bytes,
+        // Serializing plain vectors into memory cannot fail short of allocation failure.
+        Err(_) => AlignedVec::new(),
+    };
+    let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
+    out.extend_from_slice(SNAPSHOT_MAGIC);
+    out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
+    out.extend_from_slice(&crc32(&payload).to_le_bytes());
+    out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
+    out.extend_from_slice(&[0u8; 8]);
+    out.extend_from_slice(&payload);
+    out
+}
+
+/// The state in snapshot bytes written by [`encode`].
+pub fn decode(bytes: &[u8]) -> Result<State, String> {
+    let payload = checked_payload(bytes)?;
+    let aligned;
+    let payload = if payload.as_ptr() as usize % 16 == 0 {
+        payload
+    } else {
+        let mut copy = AlignedVec::<16>::with_capacity(payload.len());
+        copy.extend_from_slice(payload);
+        aligned = copy;
+        aligned.as_slice()
+    };
+    let archived = rkyv::access::<ArchivedImage, rancor::Error>(payload)
+        .map_err(|e| format!("snapshot payload invalid: {e}"))?;
+    let image = rkyv::deserialize::<Image, rancor::Error>(archived)
+        .map_err(|e| format!("snapshot payload invalid: {e}"))?;
+    state_of(image)
+}
+
+/// The payload after a valid header, its length and CRC checked.
+fn checked_payload(bytes: &[u8]) -> Result<&[u8], String> {
+    if bytes.len() < SNAPSHOT_HEADER_BYTES {
+        return Err(format!(
+            "snapshot cut short: {} of {SNAPSHOT_HEADER_BYTES} header bytes",
+            bytes.len()
+        ));
+    }
+    let (header, payload) = bytes.split_at(SNAPSHOT_HEADER_BYTES);
+    if &header[0..8] != SNAPSHOT_MAGIC {
+        return Err("not a state machine snapshot (bad magic)".to_string());
+    }
+    let format = u32::from_le_bytes(array(&header[8..12]));
+    if format != SNAPSHOT_FORMAT {
+        return Err(format!(
+            "snapshot format {format}, this server reads {SNAPSHOT_FORMAT}"
+        ));
+    }
+    let stored_crc = u32::from_le_bytes(array(&header[12..16]));
+    let len = u64::from_le_bytes(array(&header[16..24]));
+    if header[24..32].iter().any(|b| *b != 0) {
+        return Err("snapshot header reserved bytes are not zero".to_string());
+    }
+    if len != payload.len() as u64 {
+        return Err(format!(
+            "snapshot payload is {} bytes, header says {len}",
+            payload.len()
+        ));
+    }
+    let crc = crc32(payload);
+    if crc != stored_crc {
+        return Err(format!(
+            "snapshot payload CRC mismatch (stored {stored_crc:#010x}, computed {crc:#010x})"
+        ));
+    }
+    Ok(payload)
+}
+
+fn array<const N: usize>(b: &[u8]) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(b);
+    out
+}
+
+fn image_of(state: &State) -> Image {
+    Image {
+        applied_index: state.applied_index,
+        kvs_index: state.indexes.kvs,
+        tombstones_index: state.indexes.tombstones,
+        sessions_index: state.indexes.sessions,
+        entries: state.kvs.values().map(|e| image_entry(e)).collect(),
+        tombstones: marks(&state.tombstones),
+        sessions: state
+            .sessions
+            .values()
+            .map(|s| image_session(s, state.deadlines.get(&s.spec.id).copied()))
+            .collect(),
+        lock_delays: marks(&state.lock_delays),
+    }
+}
+
+fn marks(map: &imbl::OrdMap<String, u64>) -> Vec<ImageMark> {
+    map.iter()
+        .map(|(key, at)| ImageMark {
+            key: key.clone(),
+            at: *at,
+        })
+        .collect()
+}
+
+fn image_entry(e: &KvEntry) -> ImageEntry {
+    ImageEntry {
+        key: e.key.clone(),
+        value: e.value.to_vec(),
+        flags: e.flags,
+        lock_index: e.lock_index,
+        session: e.session.clone(),
+        create_index: e.create_index,
+        modify_index: e.modify_index,
+    }
+}
+
+fn image_session(s: &Session, deadline_ms: Option<u64>) -> ImageSession {
+    let spec = &s.spec;
+    ImageSession {
+        id: spec.id.clone(),
+        name: spec.name.clone(),
+        node: spec.node.clone(),
+        node_checks: spec.node_checks.clone(),
+        service_checks: spec
+            .service_checks
+            .iter()
+            .map(|c| (c.id.clone(), c.namespace.clone()))
+            .collect(),
+        lock_delay_ms: spec.lock_delay_ms,
+        behavior: match spec.behavior {
+            Behavior::Release => 0,
+            Behavior::Delete => 1,
+        },
+        ttl_ms: spec.ttl_ms,
+        ttl: spec.ttl.clone(),
+        create_index: s.create_index,
+        modify_index: s.modify_index,
+        deadline_ms,
+    }
+}
+
+/// Rebuilds the state, checking what the archive format cannot: order and references.
+fn state_of(image: Image) -> Result<State, String> {
+    let mut state = State {
+        applied_index: image.applied_index,
+        indexes: TableIndexes {
+            kvs: image.kvs_index,
+            tombstones: image.tombstones_index,
+            sessions: image.sessions_index,
+        },
+        ..State::default()
+    };
+    ascending("session", image.sessions.iter().map(|s| s.id.as_str()))?;
+    for s in image.sessions {
+        let (id, deadline) = (s.id.clone(), s.deadline_ms);
+        state.sessions.insert(id.clone(), Arc::new(session_of(s)?));
+        if let Some(at) = deadline {
+            state.deadlines.insert(id, at);
+        }
+    }
+    ascending("key", image.entries.iter().map(|e| e.key.as_str()))?;
+    for e in image.entries {
+        if let Some(s) = &e.session {
+            if !state.sessions.contains_key(s) {
+                return Err(format!(
+                    "snapshot invalid: key {:?} held by unknown session {s:?}",
+                    e.key
+                ));
+            }
+            state.held.insert((s.clone(), e.key.clone()));
+        }
+        state.kvs.insert(e.key.clone(), Arc::new(entry_of(e)));
+    }
+    state.tombstones = marks_of("tombstone", image.tombstones)?;
+    state.lock_delays = marks_of("lock-delay", image.lock_delays)?;
+    Ok(state)
+}
+
+fn ascending<'a>(what: &str, keys: impl Iterator<Item = &'a str>) -> Result<(), String> {
+    let mut last: Option<&str> = None;
+    for key in keys {
+        if last.is_some_and(|l| l >= key) {
+            return Err(format!("snapshot invalid: {what} {key:?} out of order"));
+        }
+        last = Some(key);
+    }
+    Ok(())
+}
+
+fn marks_of(what: &str, marks: Vec<ImageMark>) -> Result<imbl::OrdMap<String, u64>, String> {
+    ascending(what, marks.iter().map(|m| m.key.as_str()))?;
+    Ok(marks.into_iter().map(|m| (m.key, m.at)).collect())
+}
+
+fn entry_of(e: ImageEntry) -> KvEntry {
+    KvEntry {
+        key: e.key,
+        value: Arc::from(e.value),
+        flags: e.flags,
+        lock_index: e.lock_index,
+        session: e.session,
+        create_index: e.create_index,
+        modify_index: e.modify_index,
+    }
+}
+
+fn session_of(s: ImageSession) -> Result<Session, String> {
+    let behavior = match s.behavior {
+        0 => Behavior::Release,
+        1 => Behavior::Delete,
+        b => return Err(format!("snapshot invalid: session behavior {b}")),
+    };
+    Ok(Session {
+        spec: SessionSpec {
+            id: s.id,
+            name: s.name,
+            node: s.node,
+            node_checks: s.node_checks,
+            service_checks: s
+                .service_checks
+                .into_iter()
+                .map(|(id, namespace)| ServiceCheck { id, namespace })
+                .collect(),
+            lock_delay_ms: s.lock_delay_ms,
+            behavior,
+            ttl_ms: s.ttl_ms,
+            ttl: s.ttl,
+        },
+        create_index: s.create_index,
+        modify_index: s.modify_index,
+    })
+}
+
+/// The CRC-32/IEEE table (reflected polynomial 0xEDB88320), built at compile time.
+const CRC_TABLE: [u32; 256] = {
+    let mut table = [0u32; 256];
+    let mut n = 0;
+    while n < 256 {
+        let mut c = n as u32;
+        let mut k = 0;
+        while k < 8 {
+            c = if c & 1 != 0 {
+                0xEDB8_8320 ^ (c >> 1)
+            } else {
+                c >> 1
+            };
+            k += 1;
+        }
+        table[n] = c;
+        n += 1;
+    }
+    table
+};
+
+/// CRC-32/IEEE of `bytes` (the same function as `crc32fast::hash`).
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut c = !0u32;
+    for b in bytes {
+        c = CRC_TABLE[((c ^ u32::from(*b)) & 0xFF) as usize] ^ (c >> 8);
+    }
+    !c
+}
+
+#[cfg(test)]
+mod crc_tests {
+    #[test]
+    fn crc32_matches_the_standard_check_value() {
+        assert_eq!(super::crc32(b"123456789"), 0xCBF4_3926);
+    }
+}
