@@ -87,7 +87,7 @@ pub fn encode(state: &State) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<State, String> {
     let payload = checked_payload(bytes)?;
     let aligned;
-    let payload = if payload.as_ptr() as usize % 16 == 0 {
+    let payload = if payload.as_ptr().align_offset(16) == 0 {
         payload
     } else {
         let mut copy = AlignedVec::<16>::with_capacity(payload.len());
@@ -323,7 +323,7 @@ const CRC_TABLE: [u32; 256] = {
 };
 
 /// CRC-32/IEEE of `bytes` (the same function as `crc32fast::hash`).
-fn crc32(bytes: &[u8]) -> u32 {
+pub(super) fn crc32(bytes: &[u8]) -> u32 {
     let mut c = !0u32;
     for b in bytes {
         c = CRC_TABLE[((c ^ u32::from(*b)) & 0xFF) as usize] ^ (c >> 8);
