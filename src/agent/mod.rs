@@ -2,21 +2,32 @@
 //! until SIGINT/SIGTERM. A `-server` agent runs the Raft driver ([`raft_driver`]) on the Raft
 //! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
 
+pub mod bridge;
+pub mod http;
+pub mod leader;
 pub mod raft_driver;
 pub mod rpc_client;
 pub mod server;
+pub mod shard;
 pub mod state_machine;
 
 use crate::config::AgentConfig;
 use crate::logging::Logger;
 use crate::ui;
+use bridge::{bridge, CoreSide, ShardSide};
 use cairn_io::runtime::{
     format_bytes, ExecutorContext, ExecutorError, ExecutorRole, RuntimeError, RuntimeEvent,
     ShutdownSignals, Topology, TopologyOptions,
 };
+use futures_lite::future::or;
+use http::{ApiSettings, FrontEnd};
+use parking_lot::Mutex;
 use server::ServerPlan;
+use shard::ShardLink;
 use std::fmt;
+use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 /// How long a graceful shutdown may take before the agent gives up and exits non-zero.
@@ -88,6 +99,8 @@ pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
     ui::output("");
 
     let plan = ServerPlan::from_config(config).map(Arc::new);
+    let leave_requested = Arc::new(AtomicBool::new(false));
+    let wiring = Arc::new(Wiring::new(config, &topology, Arc::clone(&leave_requested)));
     if let Some(plan) = &plan {
         let bootstrap = match &plan.driver.bootstrap {
             Some(c) => format!(", bootstrap configuration of {} servers", c.servers.len()),
@@ -101,7 +114,8 @@ pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
             ),
         );
     }
-    let mut running = topology.start(move |context| executor_main(context, plan.clone()))?;
+    let mut running =
+        topology.start(move |context| executor_main(context, plan.clone(), Arc::clone(&wiring)))?;
     running.watch_signals(signals)?;
     for plan in topology.executors() {
         let cpu = plan.cpu.map_or("any".to_string(), |cpu| cpu.to_string());
@@ -134,6 +148,18 @@ pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
                 .shutdown(SHUTDOWN_TIMEOUT_MS)
                 .map_err(AgentError::Stopped)?;
             logger.info("agent", "shutdown complete");
+            ui::output("==> Graceful shutdown complete");
+            Ok(())
+        }
+        RuntimeEvent::ExecutorExited { result: Ok(()), .. }
+            if leave_requested.load(Ordering::Acquire) =>
+        {
+            ui::output(
+                "==> Leave requested through the HTTP API: gracefully shutting down agent...",
+            );
+            running
+                .shutdown(SHUTDOWN_TIMEOUT_MS)
+                .map_err(AgentError::Stopped)?;
             ui::output("==> Graceful shutdown complete");
             Ok(())
         }
@@ -206,17 +232,84 @@ fn banner(config: &AgentConfig, topology: &Topology) -> Vec<String> {
         .collect()
 }
 
-/// Every executor's main future: the Raft executor of a server runs the Raft driver; the others wait
-/// for shutdown (the network front ends will run on the shards).
+/// What the executors share, built on the main thread: the bridge's ends (each taken once by its executor),
+/// the HTTP API settings and address, and the leave flag.
+struct Wiring {
+    core: Mutex<Option<CoreSide>>,
+    shards: Mutex<Vec<Option<ShardSide>>>,
+    settings: ApiSettings,
+    http_addr: Option<SocketAddr>,
+    leave_requested: Arc<AtomicBool>,
+}
+
+impl Wiring {
+    fn new(config: &AgentConfig, topology: &Topology, leave_requested: Arc<AtomicBool>) -> Wiring {
+        let (core, shards) = bridge(topology.shard_count());
+        Wiring {
+            core: Mutex::new(Some(core)),
+            shards: Mutex::new(shards.into_iter().map(Some).collect()),
+            settings: ApiSettings {
+                node_name: config.node_name.clone(),
+                datacenter: config.datacenter.clone(),
+                session_ttl_min_ms: 10_000,    // TEMP-CONFIG
+                kv_max_value_bytes: 512 << 10, // TEMP-CONFIG
+                txn_max_req_bytes: 512 << 10,  // TEMP-CONFIG
+            },
+            http_addr: Some("127.0.0.1:8500".parse().expect("TEMP-CONFIG")),
+            leave_requested,
+        }
+    }
+}
+
+/// Every executor's main future: the Raft executor of a server runs the Raft driver; each shard of a server
+/// serves the HTTP API; the others wait for shutdown.
 async fn executor_main(
     context: ExecutorContext,
     plan: Option<Arc<ServerPlan>>,
+    wiring: Arc<Wiring>,
 ) -> Result<(), ExecutorError> {
     match (context.plan.role, plan) {
-        (ExecutorRole::Raft, Some(plan)) => plan.run(&context.shutdown).await,
+        (ExecutorRole::Raft, Some(plan)) => {
+            let core = wiring.core.lock().take();
+            plan.run(&context.shutdown, core).await
+        }
+        (ExecutorRole::Shard(index), Some(_)) => serve_http(&context, index, &wiring).await,
         _ => {
             context.shutdown.wait().await;
             Ok(())
         }
     }
+}
+
+/// Serves the HTTP API on one shard until shutdown.
+async fn serve_http(
+    context: &ExecutorContext,
+    index: usize,
+    wiring: &Wiring,
+) -> Result<(), ExecutorError> {
+    let side = wiring.shards.lock().get_mut(index).and_then(Option::take);
+    let (Some(side), Some(addr)) = (side, wiring.http_addr) else {
+        context.shutdown.wait().await;
+        return Ok(());
+    };
+    let connect = async { Some(ShardLink::connect(side).await) };
+    let stopped = async {
+        context.shutdown.wait().await;
+        None
+    };
+    let Some(link) = or(connect, stopped).await else {
+        return Ok(());
+    };
+    let front = FrontEnd::new(
+        link,
+        wiring.settings.clone(),
+        Arc::clone(&wiring.leave_requested),
+        context.shutdown.clone(),
+    );
+    let server = front
+        .serve(addr, &context.shutdown)
+        .map_err(|e| format!("HTTP API on {addr}: {e}"))?;
+    context.shutdown.wait().await;
+    server.close().await;
+    Ok(())
 }

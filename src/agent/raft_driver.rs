@@ -34,6 +34,7 @@
 //! stored log is trimmed to exactly what Raft kept.
 
 mod requests;
+mod shards;
 mod snapshots;
 pub mod storage;
 mod transport;
@@ -54,7 +55,7 @@ use cairn_io::net::{
     InboundFrame, Listener, ListenerOptions, Peer, PeerOptions, PeerSender, TrySendErrorKind,
 };
 use cairn_io::Shutdown;
-use cairn_storage::LogOptions;
+use cairn_storage::{AnyDisk, FileDisk, LogOptions, MemDisk};
 use futures_lite::future::or;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::{Latency, Shares, Task, TaskQueueHandle};
@@ -123,6 +124,8 @@ pub struct RaftDriverOptions {
     pub seed: u64,
     /// What the driver logs.
     pub log_level: LogLevel,
+    /// Keep the log, hard state and snapshots in memory (`-dev`): nothing survives the process.
+    pub in_memory: bool,
 }
 
 impl RaftDriverOptions {
@@ -145,6 +148,7 @@ impl RaftDriverOptions {
             inbound_queue_frames_max: INBOUND_QUEUE_FRAMES_MAX_DEFAULT,
             seed: id.0,
             log_level: LogLevel::Info,
+            in_memory: false,
         }
     }
 }
@@ -201,6 +205,8 @@ pub struct DriverStats {
 enum Reply {
     Applied(Applied),
     Read(ReadResult),
+    /// An operator action finished.
+    Done,
 }
 
 type LocalReply = Result<Reply, ErrorReply>;
@@ -212,7 +218,15 @@ enum Target {
 
 enum Responder {
     Local(LocalSender<LocalReply>),
-    Remote { target: Target, request_id: u64 },
+    Remote {
+        target: Target,
+        request_id: u64,
+    },
+    /// A request from shard `shard` (its request id `id`), answered over the bridge.
+    Shard {
+        shard: usize,
+        id: u64,
+    },
 }
 
 struct Request {
@@ -260,6 +274,7 @@ struct Inner {
     failure: Option<String>,
     // Storage and group commit.
     storage: Option<Storage>,
+    disk: AnyDisk,
     snapshot_dir: PathBuf,
     pending: PendingOps,
     enqueued_seq: u64,
@@ -299,6 +314,13 @@ struct Inner {
     restore_with: Option<(CompleteSnapshot, Configuration)>,
     sending_snapshots: BTreeSet<ServerId>,
     actions: Vec<Action>,
+    // Shards (the bridge), when attached.
+    bridge: Option<shards::BridgeCore>,
+    /// Requests forwarded to the leader, by request id: who to answer and when to give up (`now_ms`).
+    forwarded: BTreeMap<u64, (Responder, u64)>,
+    next_forward_id: u64,
+    /// The address replies to forwarded requests come back to (this server's RPC listener).
+    reply_address: String,
     /// Inputs that arose while actions were carried out; stepped right after.
     deferred: Vec<Input>,
     stats: DriverStats,
@@ -332,7 +354,7 @@ impl RaftHandle {
             .spawn_blocking(move || open_storage(open_options))
             .await
             .map_err(DriverError)?;
-        let (storage, node, snapshot_payload, notes) = opened;
+        let (storage, disk, node, snapshot_payload, notes) = opened;
         for note in notes {
             logger.info("agent.server.raft", &note);
         }
@@ -375,6 +397,7 @@ impl RaftHandle {
                 stop: stop.clone(),
                 failure: None,
                 storage: Some(storage),
+                disk,
                 snapshot_dir,
                 pending: PendingOps::default(),
                 enqueued_seq: 0,
@@ -411,6 +434,10 @@ impl RaftHandle {
                 restore_with: None,
                 sending_snapshots: BTreeSet::new(),
                 actions: Vec::new(),
+                bridge: None,
+                forwarded: BTreeMap::new(),
+                next_forward_id: 1,
+                reply_address: local_addr.to_string(),
                 deferred: Vec::new(),
                 stats: DriverStats::default(),
             })
@@ -487,7 +514,7 @@ impl RaftHandle {
             .propose(command, Responder::Local(tx));
         match rx.recv().await {
             Some(Ok(Reply::Applied(applied))) => Ok(applied),
-            Some(Ok(Reply::Read(_))) => Err(stopped_error()),
+            Some(Ok(Reply::Read(_) | Reply::Done)) => Err(stopped_error()),
             Some(Err(e)) => Err(e),
             None => Err(stopped_error()),
         }
@@ -505,7 +532,7 @@ impl RaftHandle {
             .read(consistency, query, Responder::Local(tx));
         match rx.recv().await {
             Some(Ok(Reply::Read(read))) => Ok(read),
-            Some(Ok(Reply::Applied(_))) => Err(stopped_error()),
+            Some(Ok(Reply::Applied(_) | Reply::Done)) => Err(stopped_error()),
             Some(Err(e)) => Err(e),
             None => Err(stopped_error()),
         }
@@ -556,14 +583,20 @@ fn stopped_error() -> ErrorReply {
     }
 }
 
-type Opened = (Storage, Node, Option<Vec<u8>>, Vec<String>);
+type Opened = (Storage, AnyDisk, Node, Option<Vec<u8>>, Vec<String>);
 
 /// Opens storage and rebuilds the Raft node (blocking; runs on the blocking pool).
 fn open_storage(options: RaftDriverOptions) -> Result<Opened, String> {
     let log_options = LogOptions {
         segment_bytes_max: options.log_segment_bytes_max,
     };
+    let disk = if options.in_memory {
+        AnyDisk::Memory(MemDisk::new())
+    } else {
+        AnyDisk::File(FileDisk)
+    };
     let (mut storage, recovered) = Storage::open(
+        disk.clone(),
         &options.data_dir,
         log_options,
         options.snapshots_retained,
@@ -585,7 +618,7 @@ fn open_storage(options: RaftDriverOptions) -> Result<Opened, String> {
         node.log().snapshot_index(),
         node.commit_index()
     ));
-    Ok((storage, node, recovered.snapshot_payload, notes))
+    Ok((storage, disk, node, recovered.snapshot_payload, notes))
 }
 
 async fn inbound_loop(
@@ -697,6 +730,7 @@ impl Inner {
         for input in deferred {
             self.step(input);
         }
+        self.after_step();
         if !self.pending.is_empty() && self.storage.is_some() {
             let _ = self.wake_storage.try_send(());
         }
@@ -774,7 +808,11 @@ impl Inner {
                         self.respond(request.responder, Err(reply));
                     }
                 }
-                Action::TransferDone { .. } => {}
+                Action::TransferDone { ctx } => {
+                    if let Some(request) = self.requests.remove(&ctx) {
+                        self.respond(request.responder, Ok(Reply::Done));
+                    }
+                }
                 Action::LeaderChanged { term, leader } => self.leader_changed(term, leader),
             }
         }
@@ -861,7 +899,8 @@ impl Inner {
         for e in entries {
             let result = match &e.payload {
                 Payload::Command(bytes) => Some(self.sm.apply(e.index, bytes)),
-                Payload::Noop | Payload::Config(_) => None,
+                Payload::Config(_) => Some(Vec::new()),
+                Payload::Noop => None,
             };
             // Proposals at lower indexes can no longer be applied (a snapshot went past them).
             while let Some((&index, _)) = self.proposals.first_key_value() {
@@ -882,6 +921,7 @@ impl Inner {
                 self.respond(responder, reply);
             }
         }
+        self.publish_state();
         self.serve_reads();
         self.maybe_snapshot();
     }

@@ -6,13 +6,16 @@
 //! all of them before they have talked, so it is derived from its server RPC address (`IP:PORT`) with
 //! FNV-1a 64: the node names of the other servers are not known yet. Gossip will carry Consul's node ids.
 
+use super::bridge::{CoreSide, Shared};
 use super::raft_driver::{RaftDriverOptions, RaftHandle};
-use super::state_machine::KvStateMachine;
+use super::state_machine::ConsulStateMachine;
 use crate::config::AgentConfig;
 use crate::raft::{Configuration, Options, Server, ServerId, Suffrage};
 use cairn_io::runtime::ExecutorError;
 use cairn_io::Shutdown;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
 
 /// FNV-1a 64 of `text`.
 pub fn fnv1a64(text: &str) -> u64 {
@@ -39,6 +42,9 @@ pub struct ServerPlan {
 impl ServerPlan {
     /// The plan for `config`, or `None` when it is not a server.
     pub fn from_config(config: &AgentConfig) -> Option<ServerPlan> {
+        if config.dev {
+            return Some(ServerPlan::dev(config));
+        }
         if !config.server {
             return None;
         }
@@ -62,17 +68,58 @@ impl ServerPlan {
         Some(ServerPlan { driver })
     }
 
-    /// Runs the server until `shutdown`: starts the driver, waits, closes it. Errors end the executor.
-    pub async fn run(&self, shutdown: &Shutdown) -> Result<(), ExecutorError> {
-        let handle = RaftHandle::start(
-            self.driver.clone(),
-            Box::new(KvStateMachine::new()),
-            shutdown,
-        )
-        .await?;
+    /// The `-dev` server: in memory, alone in its configuration, on `127.0.0.1:<server port>`.
+    fn dev(config: &AgentConfig) -> ServerPlan {
+        let bind = config.bind.unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST));
+        let addr = SocketAddr::new(bind, config.server_port);
+        let id = server_id(addr);
+        let data_dir = config
+            .data_dir
+            .clone()
+            .unwrap_or_else(|| PathBuf::from("/cairn-dev"));
+        let mut driver = RaftDriverOptions::new(id, data_dir, addr);
+        driver.in_memory = true;
+        driver.datacenter = config.datacenter.clone();
+        driver.log_level = config.log_level;
+        driver.seed = id.0 ^ u64::from(std::process::id()) ^ clock_nanos();
+        driver.bootstrap = Some(bootstrap_configuration(&[addr]));
+        ServerPlan { driver }
+    }
+
+    /// Runs the server until `shutdown`: starts the driver with the Consul state machine, connects the
+    /// shards (`core`), runs the leader's periodic work, then closes the driver. Errors end the executor.
+    pub async fn run(
+        &self,
+        shutdown: &Shutdown,
+        core: Option<CoreSide>,
+    ) -> Result<(), ExecutorError> {
+        let shared = core
+            .as_ref()
+            .map_or_else(|| Arc::new(Shared::new()), |c| Arc::clone(&c.shared));
+        let machine = ConsulStateMachine::new(Arc::clone(&shared));
+        let handle = RaftHandle::start(self.driver.clone(), Box::new(machine), shutdown).await?;
+        if let Some(core) = core {
+            handle.attach_shards(core)?;
+        }
+        if self.single_server_bootstrap() {
+            // Alone in the configuration: no one else can win, so skip the election timeout.
+            handle.campaign();
+        }
+        let stop = Shutdown::new();
+        let leader_work =
+            glommio::spawn_local(super::leader::run(handle.clone(), shared, stop.clone()));
         handle.stopped().await;
+        stop.trigger();
+        leader_work.await;
         handle.close().await?;
         Ok(())
+    }
+
+    fn single_server_bootstrap(&self) -> bool {
+        self.driver
+            .bootstrap
+            .as_ref()
+            .is_some_and(|c| c.servers.len() == 1 && c.servers[0].id == self.driver.raft.id)
     }
 }
 

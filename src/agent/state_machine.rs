@@ -1,9 +1,12 @@
-//! The replicated state machine the Raft driver applies committed commands to, and a small key/value
-//! implementation of it ([`KvStateMachine`]) that stands in until the real FSM (catalog, KV, sessions, ACLs)
-//! replaces it.
+//! The replicated state machine the Raft driver applies committed commands to: the Consul state machine
+//! ([`ConsulStateMachine`], publishing to the shards) and a small key/value one ([`KvStateMachine`]) that the
+//! driver tests and benchmarks use.
 
+use crate::agent::bridge::{ChangeNotice, Published, Shared};
+use crate::fsm::Fsm;
 use crate::raft::Index;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What the Raft driver applies committed commands to. Runs on the Raft executor; every call must be quick
 /// (a long snapshot should be taken from a structurally shared copy).
@@ -17,6 +20,13 @@ pub trait StateMachine {
     fn restore(&mut self, snapshot: &[u8]) -> Result<(), String>;
     /// Answers a read; `query` and the answer are the state machine's own encoding.
     fn query(&self, query: &[u8]) -> Vec<u8>;
+    /// Publishes the state for the shards after a batch of applies (or a restore), Raft having applied
+    /// through `applied_index`; returns what changed since the last call. State machines the shards do not
+    /// read publish nothing.
+    fn publish(&mut self, applied_index: Index) -> Option<ChangeNotice> {
+        let _ = applied_index;
+        None
+    }
 }
 
 /// A key/value map as a state machine.
@@ -186,6 +196,59 @@ impl StateMachine for KvStateMachine {
             },
             Some(_) => Vec::new(),
         }
+    }
+}
+
+/// The Consul state machine ([`Fsm`]: KV, sessions...) as the Raft driver runs it: applies commands and
+/// publishes each new state to the shards through [`Shared`].
+pub struct ConsulStateMachine {
+    fsm: Fsm,
+    shared: Arc<Shared>,
+}
+
+impl ConsulStateMachine {
+    /// An empty state machine publishing to `shared`.
+    pub fn new(shared: Arc<Shared>) -> ConsulStateMachine {
+        ConsulStateMachine {
+            fsm: Fsm::new(),
+            shared,
+        }
+    }
+}
+
+impl StateMachine for ConsulStateMachine {
+    fn apply(&mut self, index: Index, command: &[u8]) -> Vec<u8> {
+        self.fsm.apply_bytes(index, command)
+    }
+
+    fn snapshot(&self) -> Vec<u8> {
+        self.fsm.snapshot()
+    }
+
+    fn restore(&mut self, snapshot: &[u8]) -> Result<(), String> {
+        self.fsm = Fsm::restore(snapshot)?;
+        Ok(())
+    }
+
+    /// Reads are answered by the shards from the published state; a query through Raft only establishes
+    /// the read index, so its answer is empty.
+    fn query(&self, _query: &[u8]) -> Vec<u8> {
+        Vec::new()
+    }
+
+    fn publish(&mut self, applied_index: Index) -> Option<ChangeNotice> {
+        let changes = self.fsm.take_changes();
+        let cluster = Arc::clone(&self.shared.published().cluster);
+        self.shared.publish(Published {
+            state: self.fsm.state(),
+            applied_index,
+            cluster,
+        });
+        Some(ChangeNotice {
+            index: applied_index,
+            tables: changes.tables,
+            kv_keys: changes.kv_keys.map(Arc::new),
+        })
     }
 }
 

@@ -484,16 +484,20 @@ impl Node {
 
     /// True while the leader lease holds (lease reads may be served).
     pub fn lease_valid(&self) -> bool {
+        self.lease_expiry_ms().is_some_and(|end| end > self.now_ms)
+    }
+
+    /// When the leader lease runs out (the driver's clock, ms), if this server leads, no transfer is under
+    /// way and an entry of its term is committed; it may already be in the past.
+    pub fn lease_expiry_ms(&self) -> Option<u64> {
         if self.role != Role::Leader
             || self.transfer.is_some()
             || self.commit < self.term_start_index
         {
-            return false;
+            return None;
         }
-        match self.round_start(self.quorum_acked_round()) {
-            Some(start) => start + self.opts.lease_ms > self.now_ms,
-            None => false,
-        }
+        self.round_start(self.quorum_acked_round())
+            .map(|start| start + self.opts.lease_ms)
     }
 
     pub(super) fn reset_election_deadline(&mut self) {

@@ -10,7 +10,7 @@ pub type Term = u64;
 pub type Bytes = Arc<[u8]>;
 
 /// A server's identity inside Raft. The agent maps Consul node ids to these.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct ServerId(pub u64);
 
 /// Whether a server's vote counts (§4.2.1 of the Raft dissertation: non-voting members catch up first).

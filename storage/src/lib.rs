@@ -3,6 +3,7 @@
 //! exclusive lock; and the [`Disk`] abstraction with a real-file backend and an in-memory crash model.
 //! It knows files, not Raft or Consul types. Byte formats and recovery rules: `storage/FORMAT.md`.
 
+pub mod anydisk;
 pub mod datadir;
 pub mod disk;
 pub mod error;
@@ -13,6 +14,7 @@ pub mod meta;
 pub mod segment;
 pub mod snapshot;
 
+pub use anydisk::{AnyDisk, AnyFile};
 pub use datadir::DataDir;
 pub use disk::{DirLock, Disk, DiskFile, FileDisk};
 pub use error::{Result, StorageError};

@@ -163,11 +163,16 @@ impl Inner {
             Responder::Local(tx) => {
                 let _ = tx.try_send(reply);
             }
+            Responder::Shard { shard, id } => self.reply_to_shard(shard, id, reply),
             Responder::Remote { target, request_id } => {
                 let body = match reply {
                     Ok(Reply::Applied(a)) => Body::Applied {
                         index: a.index,
                         result: a.result,
+                    },
+                    Ok(Reply::Done) => Body::Applied {
+                        index: self.node.applied_index(),
+                        result: Vec::new(),
                     },
                     Ok(Reply::Read(r)) => Body::ReadResult {
                         index: r.index,

@@ -106,6 +106,7 @@ impl Inner {
             return self.fail(format!("snapshot {index}/{term} from the leader: {e}"));
         }
         self.stats.snapshots_installed += 1;
+        self.publish_state();
         self.logger.info(
             "agent.server.raft",
             &format!(
@@ -192,9 +193,10 @@ pub(super) async fn stream_snapshot(
     index: Index,
     term: Term,
 ) -> Result<u64, String> {
-    let (dir, leader_term, stop, timeout_ms) = {
+    let (disk, dir, leader_term, stop, timeout_ms) = {
         let i = inner.borrow();
         (
+            i.disk.clone(),
             i.snapshot_dir.clone(),
             i.node.term(),
             i.stop.clone(),
@@ -202,7 +204,7 @@ pub(super) async fn stream_snapshot(
         )
     };
     let (config, loaded) = glommio::executor()
-        .spawn_blocking(move || load_snapshot(&dir, index, term))
+        .spawn_blocking(move || load_snapshot(&disk, &dir, index, term))
         .await?;
     let payload: &[u8] = &loaded.payload;
     let total_bytes = payload.len() as u64;

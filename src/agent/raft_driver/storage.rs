@@ -14,7 +14,7 @@ use crate::raft::codec::{
 use crate::raft::{Configuration, Entry, HardState, Index, Node, ServerId, Term};
 use cairn_storage::snapshot::{load, snapshot_file_name, LoadedSnapshot};
 use cairn_storage::{
-    DataDir, EntryRef, FileDisk, Log, LogOptions, MetaStore, SnapshotStore, StorageError,
+    AnyDisk, DataDir, EntryRef, Log, LogOptions, MetaStore, SnapshotStore, StorageError,
 };
 use std::path::{Path, PathBuf};
 
@@ -23,10 +23,10 @@ pub const SNAPSHOT_PAYLOAD_FORMAT: u32 = 1;
 
 /// The open storage of one server. Moves into a blocking task for each job and back.
 pub struct Storage {
-    _dir: DataDir<FileDisk>,
-    log: Log<FileDisk>,
-    meta: MetaStore<FileDisk>,
-    snaps: SnapshotStore<FileDisk>,
+    _dir: DataDir<AnyDisk>,
+    log: Log<AnyDisk>,
+    meta: MetaStore<AnyDisk>,
+    snaps: SnapshotStore<AnyDisk>,
     snapshot_dir: PathBuf,
 }
 
@@ -196,16 +196,17 @@ fn err(what: &str, e: StorageError) -> String {
 }
 
 impl Storage {
-    /// Opens (locks, recovers) the data directory at `path`. When the directory holds no Raft state yet and
+    /// Opens (locks, recovers) the data directory at `path` on `disk`. When the directory holds no Raft state yet and
     /// `bootstrap` is given, writes the bootstrap entry first. Returns the storage and what Raft restarts from;
     /// the stored log is trimmed to exactly what Raft kept (see [`Storage::trim_to`]).
     pub fn open(
+        disk: AnyDisk,
         path: &Path,
         log_options: LogOptions,
         snapshots_retained: usize,
         bootstrap: Option<&Configuration>,
     ) -> Result<(Storage, Recovered), String> {
-        let dir = DataDir::open(FileDisk, path).map_err(|e| e.to_string())?;
+        let dir = DataDir::open(disk, path).map_err(|e| e.to_string())?;
         let (mut log, recovery) = dir.open_log(log_options).map_err(|e| err("log", e))?;
         let mut notes = Vec::new();
         for removed in &recovery.removed {
@@ -398,15 +399,16 @@ pub fn encode_meta(config: &Configuration) -> Vec<u8> {
     meta
 }
 
-/// Loads the snapshot at (`index`, `term`) from `dir` to send it (blocking; run off the executor). An error
+/// Loads the snapshot at (`index`, `term`) from `dir` on `disk` to send it (blocking; run off the executor). An error
 /// when that exact snapshot is not there any more.
 pub fn load_snapshot(
+    disk: &AnyDisk,
     dir: &Path,
     index: Index,
     term: Term,
 ) -> Result<(Configuration, LoadedSnapshot), String> {
     let path = dir.join(snapshot_file_name(index, term));
-    let loaded = load(&FileDisk, &path).map_err(|e| err("load snapshot", e))?;
+    let loaded = load(disk, &path).map_err(|e| err("load snapshot", e))?;
     let config = decode_configuration(&loaded.meta)
         .map_err(|e| format!("snapshot {}: configuration: {e}", path.display()))?;
     Ok((config, loaded))

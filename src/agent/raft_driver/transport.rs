@@ -168,7 +168,10 @@ impl Inner {
                 last_term,
                 configuration,
             }) => self.on_install_snapshot(from, term, index, last_term, configuration),
-            Body::Raft(msg) => self.step(Input::Message { from, msg }),
+            Body::Raft(msg) => {
+                self.step(Input::Message { from, msg });
+                self.note_leader_contact(from);
+            }
             Body::SnapshotChunk(chunk) => self.on_chunk(from, chunk),
             Body::Apply(ApplyRequest {
                 reply_to, command, ..
@@ -195,11 +198,15 @@ impl Inner {
                 let body = Body::StatusReply(self.status());
                 self.send_to(reply_target(reply_to), request_id, body);
             }
-            Body::Applied { .. }
-            | Body::Error(_)
-            | Body::ReadResult { .. }
-            | Body::StatusReply(_) => {
-                // Replies to forwarded requests; nothing forwards yet.
+            Body::Applied { index, result } => {
+                self.on_forward_reply(request_id, Ok(Reply::Applied(Applied { index, result })))
+            }
+            Body::ReadResult { index, result } => {
+                self.on_forward_reply(request_id, Ok(Reply::Read(ReadResult { index, result })))
+            }
+            Body::Error(error) => self.on_forward_reply(request_id, Err(error)),
+            Body::StatusReply(_) => {
+                // This server never asks another for its status.
                 self.stats.frames_dropped_inbound += 1;
             }
         }

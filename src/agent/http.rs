@@ -1,0 +1,367 @@
+//! The HTTP API front end on each shard: `cairn_io::http` framing, [`crate::api`] meaning, and the effects
+//! between them: reads of the published state under the asked consistency (with blocking queries woken by
+//! change notices), writes through the Raft core, operator actions and leave.
+//!
+//! Consistency: `stale` reads the published state as it is; `default` reads it at once on a leader whose lease
+//! holds, and otherwise asks the core for a read index (the leader's, forwarded from a follower) and waits
+//! until the local state has applied it; `consistent` always asks for a ReadIndex confirmed by a quorum.
+//! Every read answer carries `X-Consul-Index` (never 0), `X-Consul-KnownLeader`, `X-Consul-LastContact` and
+//! `X-Consul-Effective-Consistency`.
+
+use super::shard::{ShardLink, Watch};
+use crate::api::cluster::ClusterView;
+use crate::api::query::Query;
+use crate::api::{
+    self, jitter_ms, ApiRequest, ApiResponse, Consistency, Context, OperatorPlan, Plan, ReadPlan,
+    WatchSpec, WritePlan,
+};
+use crate::fsm::codec::{decode_outcome, encode_command};
+use crate::rpc::{self, ErrorCode, ErrorReply};
+use cairn_io::http::{
+    BodyLimit, HttpServer, HttpServerError, HttpServerOptions, Method, ParserLimits, Request,
+    Response,
+};
+use cairn_io::Shutdown;
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Bytes a request body may take on routes without a configured limit.
+pub const OTHER_BODY_BYTES_MAX: usize = 1 << 20;
+/// How long a read waits for the local state to apply the read index it was given.
+pub const APPLY_WAIT_MS_MAX: u64 = 10_000;
+
+/// What the front end needs to know about the agent.
+#[derive(Clone, Debug)]
+pub struct ApiSettings {
+    /// The node name.
+    pub node_name: String,
+    /// The datacenter.
+    pub datacenter: String,
+    /// `session_ttl_min`.
+    pub session_ttl_min_ms: u64,
+    /// `limits.kv_max_value_size`.
+    pub kv_max_value_bytes: u64,
+    /// `limits.txn_max_req_len`.
+    pub txn_max_req_bytes: u64,
+}
+
+/// One shard's HTTP API.
+pub struct FrontEnd {
+    link: Rc<ShardLink>,
+    settings: ApiSettings,
+    /// Set when `PUT /v1/agent/leave` asked the agent to stop; `shutdown` is then triggered.
+    leave_requested: Arc<AtomicBool>,
+    shutdown: Shutdown,
+}
+
+impl FrontEnd {
+    /// A front end reading through `link`.
+    pub fn new(
+        link: Rc<ShardLink>,
+        settings: ApiSettings,
+        leave_requested: Arc<AtomicBool>,
+        shutdown: Shutdown,
+    ) -> Rc<FrontEnd> {
+        Rc::new(FrontEnd {
+            link,
+            settings,
+            leave_requested,
+            shutdown,
+        })
+    }
+
+    /// Binds the HTTP listener on `addr` (shared by every shard through `SO_REUSEPORT`) and serves until
+    /// `shutdown`.
+    pub fn serve(
+        self: &Rc<Self>,
+        addr: SocketAddr,
+        shutdown: &Shutdown,
+    ) -> Result<HttpServer, HttpServerError> {
+        let kv_max = self.settings.kv_max_value_bytes as usize;
+        let txn_max = self.settings.txn_max_req_bytes as usize;
+        // One byte over each limit reaches the API, which answers with Consul's 413 text.
+        let body_limit = BodyLimit::new(move |head: &Request| {
+            if head.path.starts_with("/v1/kv/") {
+                kv_max.saturating_add(1)
+            } else if head.path == "/v1/txn" {
+                txn_max.saturating_add(1)
+            } else {
+                OTHER_BODY_BYTES_MAX
+            }
+        });
+        let options = HttpServerOptions {
+            limits: ParserLimits {
+                body_limit: Some(body_limit),
+                ..ParserLimits::default()
+            },
+            reuse_port: true,
+            ..HttpServerOptions::default()
+        };
+        let front = Rc::clone(self);
+        HttpServer::bind(addr, options, shutdown, move |request| {
+            let front = Rc::clone(&front);
+            async move { front.handle(request).await }
+        })
+    }
+
+    /// Answers one request.
+    pub async fn handle(&self, request: Request) -> Response {
+        let response = match self.prepare(&request) {
+            Ok((path, query, token)) => {
+                let api_request = ApiRequest {
+                    method: method(&request.method),
+                    path: &path,
+                    query,
+                    token,
+                    body: &request.body,
+                };
+                self.run(&api_request).await
+            }
+            Err(response) => response,
+        };
+        to_http(response)
+    }
+
+    fn prepare(&self, request: &Request) -> Result<(String, Query, Option<String>), ApiResponse> {
+        let path = percent_decode(&request.path).ok_or_else(|| {
+            ApiResponse::text(400, "Invalid URL path: bad percent-encoding or not UTF-8")
+        })?;
+        let query = Query::parse(&request.query)
+            .map_err(|e| ApiResponse::text(400, format!("Invalid query: {e}")))?;
+        let token = request
+            .headers
+            .get_str("x-consul-token")
+            .map(str::to_string)
+            .or_else(|| {
+                request
+                    .headers
+                    .get_str("authorization")
+                    .and_then(|v| v.strip_prefix("Bearer "))
+                    .map(|v| v.trim().to_string())
+            })
+            .or_else(|| query.get("token").map(str::to_string));
+        Ok((path, query, token))
+    }
+
+    fn context(&self, path: &str) -> Context {
+        Context {
+            node_name: self.settings.node_name.clone(),
+            datacenter: self.settings.datacenter.clone(),
+            session_ttl_min_ms: self.settings.session_ttl_min_ms,
+            kv_max_value_bytes: self.settings.kv_max_value_bytes,
+            txn_max_req_bytes: self.settings.txn_max_req_bytes,
+            now_ms: wall_clock_ms(),
+            new_id: if path == "/v1/session/create" {
+                uuid::Uuid::new_v4().to_string()
+            } else {
+                String::new()
+            },
+        }
+    }
+
+    async fn run(&self, request: &ApiRequest<'_>) -> ApiResponse {
+        if let Some(dc) = request.query.get("dc") {
+            if !dc.is_empty() && dc != self.settings.datacenter {
+                return ApiResponse::text(500, "No path to datacenter");
+            }
+        }
+        let ctx = self.context(request.path);
+        let cluster = Arc::clone(&self.link.shared().published().cluster);
+        match api::plan(request, &ctx, &cluster) {
+            Plan::Respond(response) => response,
+            Plan::Read(plan) => self.read(&plan, &ctx).await,
+            Plan::Write(plan) => self.write(&plan).await,
+            Plan::Operator(plan) => self.operator(&plan).await,
+            Plan::Leave => {
+                self.leave_requested.store(true, Ordering::Release);
+                self.shutdown.trigger();
+                ApiResponse::empty()
+            }
+        }
+    }
+
+    async fn read(&self, plan: &ReadPlan, ctx: &Context) -> ApiResponse {
+        let deadline_ms = plan.blocking.map(|b| {
+            let jitter = jitter_ms(b.wait_ms, u64::from(rand_u32()));
+            self.link.shared().now_ms() + b.wait_ms + jitter
+        });
+        loop {
+            if let Err(e) = self.satisfy(plan.consistency).await {
+                return error_response(&e);
+            }
+            let published = self.link.shared().published();
+            let answer = plan
+                .query
+                .answer(&published.state, &published.cluster, ctx, plan.pretty);
+            let now_ms = self.link.shared().now_ms();
+            if let (Some(blocking), Some(deadline)) = (plan.blocking, deadline_ms) {
+                if answer.index <= blocking.index && now_ms < deadline {
+                    let watch = match plan.query.watch() {
+                        WatchSpec::Kv { key, prefix } => Watch::Kv { key, prefix },
+                        WatchSpec::Tables(tables) => Watch::Tables(tables),
+                        WatchSpec::Any => Watch::AppliedIndex(published.applied_index + 1),
+                    };
+                    let Some(watcher) = self.link.watch(watch) else {
+                        return ApiResponse::text(429, "too many blocking queries on this agent");
+                    };
+                    watcher.wait(deadline - now_ms).await;
+                    continue;
+                }
+            }
+            let mut response = answer.response;
+            self.query_headers(
+                &mut response,
+                answer.index,
+                plan.consistency,
+                &published.cluster,
+            );
+            return response;
+        }
+    }
+
+    /// Waits until the published state may answer a read in `consistency` mode.
+    async fn satisfy(&self, consistency: Consistency) -> Result<(), ErrorReply> {
+        let shared = self.link.shared();
+        let lease_read = consistency == Consistency::Default
+            && shared.published().cluster.is_leader()
+            && shared.lease_valid();
+        if consistency == Consistency::Stale || lease_read {
+            return Ok(());
+        }
+        let wire = match consistency {
+            Consistency::Consistent => rpc::Consistency::Consistent,
+            _ => rpc::Consistency::Default,
+        };
+        let index = self.link.read_index(wire).await?;
+        if self.link.wait_applied(index, APPLY_WAIT_MS_MAX).await {
+            Ok(())
+        } else {
+            Err(ErrorReply {
+                code: ErrorCode::Unknown,
+                leader: None,
+                message: format!("timed out waiting for this server to apply index {index}"),
+            })
+        }
+    }
+
+    fn query_headers(
+        &self,
+        response: &mut ApiResponse,
+        index: u64,
+        consistency: Consistency,
+        cluster: &ClusterView,
+    ) {
+        let last_contact_ms = if cluster.is_leader() {
+            0
+        } else {
+            self.link.shared().last_contact_age_ms().unwrap_or(0)
+        };
+        let headers = &mut response.headers;
+        headers.push(("X-Consul-Index", index.max(1).to_string()));
+        headers.push((
+            "X-Consul-KnownLeader",
+            cluster.leader_id.is_some().to_string(),
+        ));
+        headers.push(("X-Consul-LastContact", last_contact_ms.to_string()));
+        headers.push((
+            "X-Consul-Effective-Consistency",
+            consistency.header_value().to_string(),
+        ));
+    }
+
+    async fn write(&self, plan: &WritePlan) -> ApiResponse {
+        match self.link.apply(encode_command(&plan.command)).await {
+            Ok((_, result)) => match decode_outcome(&result) {
+                Ok(outcome) => api::render_outcome(&plan.render, outcome, plan.pretty),
+                Err(e) => ApiResponse::text(500, format!("undecodable outcome: {e}")),
+            },
+            Err(e) => error_response(&e),
+        }
+    }
+
+    async fn operator(&self, plan: &OperatorPlan) -> ApiResponse {
+        let op = match plan {
+            OperatorPlan::TransferLeader(to) => super::bridge::OperatorOp::TransferLeader(*to),
+            OperatorPlan::RemovePeer(id) => super::bridge::OperatorOp::RemovePeer(*id),
+        };
+        match self.link.operator(op).await {
+            Ok(()) => plan.done(),
+            Err(e) => error_response(&e),
+        }
+    }
+}
+
+/// Consul's answer to a failed server request: `500 No cluster leader` when there is none.
+fn error_response(error: &ErrorReply) -> ApiResponse {
+    if error.code == ErrorCode::NotLeader && error.leader.is_none() {
+        return ApiResponse::text(500, "No cluster leader");
+    }
+    if error.code == ErrorCode::Overloaded {
+        return ApiResponse::text(429, error.message.clone());
+    }
+    ApiResponse::text(500, format!("rpc error: {}", error.message))
+}
+
+fn method(method: &Method) -> api::Method {
+    match method {
+        Method::Get => api::Method::Get,
+        Method::Head => api::Method::Head,
+        Method::Put => api::Method::Put,
+        Method::Post => api::Method::Post,
+        Method::Delete => api::Method::Delete,
+        _ => api::Method::Other,
+    }
+}
+
+fn to_http(response: ApiResponse) -> Response {
+    let mut out = Response::new(response.status);
+    if let Some(content_type) = response.content_type {
+        out.headers.push("Content-Type", content_type);
+    }
+    for (name, value) in &response.headers {
+        out.headers.push(name, value);
+    }
+    out.headers.push("X-Consul-Default-Acl-Policy", "allow");
+    out.body = response.body;
+    out
+}
+
+/// Percent-decodes a URL path; `None` for a bad escape or bytes that are not UTF-8.
+pub fn percent_decode(path: &str) -> Option<String> {
+    if !path.contains('%') {
+        return Some(path.to_string());
+    }
+    let bytes = path.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut at = 0;
+    while at < bytes.len() {
+        if bytes[at] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(at + 1..at + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            at += 3;
+        } else {
+            out.push(bytes[at]);
+            at += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn wall_clock_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A cheap random number for jitter (not for anything secret).
+fn rand_u32() -> u32 {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or(Duration::ZERO)
+        .subsec_nanos();
+    nanos.wrapping_mul(2_654_435_761)
+}

@@ -1,0 +1,1 @@
+//! Tests of the API layer (added with the routes).
