@@ -93,11 +93,13 @@ pub fn expand_paths(
         if !meta.is_dir() {
             let format = match forced.or_else(|| Format::from_extension(path)) {
                 Some(format) => format,
-                None => return Err(SourceError(format!(
+                None => {
+                    return Err(SourceError(format!(
                     "config: cannot read {}: a config file's name must end in .json or .hcl, or \
                          -config-format must be set",
                     path.display()
-                ))),
+                )))
+                }
             };
             files.push(FileSource {
                 path: path.clone(),

@@ -693,11 +693,10 @@ pub fn load(args: &[String], hostname: Option<&str>) -> Result<Loaded, ConfigErr
         let parsed = parse_source(&name, fragment, Format::Hcl, &mut warnings)?;
         file::merge(&mut tree, Value::Object(parsed));
     }
-    let Value::Object(tree) = tree else {
-        unreachable!("the merged tree starts as an object")
-    };
+    // Merging objects into an object keeps an object.
+    let empty = Map::new();
     let config = build(
-        &Tree(&tree),
+        &Tree(tree.as_object().unwrap_or(&empty)),
         line.dev,
         hostname,
         config_sources,
@@ -1270,10 +1269,12 @@ fn build(
             use base64::Engine;
             match base64::engine::general_purpose::STANDARD.decode(key) {
                 Ok(bytes) if matches!(bytes.len(), 16 | 24 | 32) => Some(key.to_string()),
-                Ok(bytes) => return Err(invalid(format!(
+                Ok(bytes) => {
+                    return Err(invalid(format!(
                     "encrypt has invalid key: the key is {} bytes; it must be 16, 24 or 32 bytes",
                     bytes.len()
-                ))),
+                )))
+                }
                 Err(error) => return Err(invalid(format!("encrypt has invalid key: {error}"))),
             }
         }
