@@ -2,7 +2,7 @@
 //!
 //! See /work/shared/design/ARCHITECTURE.md for the map. Present so far:
 //! - [`cli`]: command dispatch (`version`, `agent`), argv\[0\] `cairn` or `consul`
-//! - [`config`]: Go-flag-syntax parsing into an [`config::AgentConfig`]
+//! - [`config`]: agent flags (Go syntax) and JSON/HCL config files merged into an [`config::AgentConfig`]
 //! - [`agent`]: starts the executor topology (from `cairn-io`) and runs until a signal; a `-server` agent runs
 //!   the Raft driver (`agent::raft_driver`) on the Raft executor
 //! - [`logging`], [`ui`]: Consul-shaped log lines and user output

@@ -3,7 +3,8 @@
 
 use crate::agent;
 use crate::config::flags::{self, FlagError};
-use crate::config::{AgentConfig, ConfigError, AGENT_FLAGS};
+use crate::config::{self, ConfigError, Loaded, AGENT_FLAGS};
+use crate::logging::{LogLevel, Logger};
 use crate::ui;
 use std::ffi::{OsStr, OsString};
 use std::path::Path;
@@ -107,8 +108,14 @@ fn version(args: &[String]) -> i32 {
 }
 
 fn agent_command(program: &str, args: &[String]) -> i32 {
-    let config = match AgentConfig::from_args(args, hostname().as_deref()) {
-        Ok(config) => config,
+    let config = match config::load(args, hostname().as_deref()) {
+        Ok(Loaded { config, warnings }) => {
+            let logger = Logger::new(config.log_level);
+            for warning in &warnings {
+                logger.log(LogLevel::Warn, "agent", warning);
+            }
+            config
+        }
         Err(ConfigError::Flag(FlagError::Help)) => {
             ui::error(&agent_help(program));
             return 0;

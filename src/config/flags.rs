@@ -53,6 +53,11 @@ impl ParsedFlags {
             })
     }
 
+    /// Every flag given, in command-line order, with its value.
+    pub fn values(&self) -> impl Iterator<Item = (&'static str, &FlagValue)> + '_ {
+        self.values.iter().map(|(name, value)| (*name, value))
+    }
+
     /// Every value given for a string flag, in order (for repeatable flags such as `-retry-join`).
     pub fn strings(&self, name: &str) -> Vec<&str> {
         self.values
@@ -94,6 +99,14 @@ pub enum FlagError {
     },
     /// Malformed, e.g. `---x` or `-=x`: `bad flag syntax: <arg>`.
     BadSyntax(String),
+    /// A value the flag's type cannot hold (a number flag given `abc`): `invalid value "abc" for flag -name:
+    /// parse error`.
+    InvalidValue {
+        /// The flag name.
+        name: String,
+        /// The rejected value.
+        value: String,
+    },
 }
 
 impl fmt::Display for FlagError {
@@ -109,6 +122,9 @@ impl fmt::Display for FlagError {
                 )
             }
             FlagError::BadSyntax(arg) => write!(f, "bad flag syntax: {arg}"),
+            FlagError::InvalidValue { name, value } => {
+                write!(f, "invalid value {value:?} for flag -{name}: parse error")
+            }
         }
     }
 }

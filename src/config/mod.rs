@@ -1,152 +1,500 @@
-//! Agent configuration: command-line flags (Go flag syntax) turned into one [`AgentConfig`].
-//! Config files come later.
+//! Agent configuration: command-line flags (Go flag syntax) and JSON/HCL config files merged into one
+//! [`AgentConfig`], with Consul's names, defaults and merge rules.
+//!
+//! Sources, lowest precedence first (Consul's order):
+//! 1. list values given as flags (`-retry-join`, `-join`, `-recursor`), so that list values in files append
+//!    after them;
+//! 2. the `-config-file`/`-config-dir` paths in command-line order, a directory's `*.json`/`*.hcl` files in
+//!    lexical order;
+//! 3. every other flag (flags override files whatever their position on the command line);
+//! 4. `-hcl` fragments.
+//!
+//! A later source overrides scalars, merges objects key by key (`ports`, `node_meta`, `acl`...) and appends to
+//! lists (`retry_join`, `services`, `checks`, `watches`, `recursors`). Unset keys then take Consul's defaults
+//! (`-dev` changes a few). See [`file`] for parsing and [`schema`] for the keys.
+//!
+//! SIGHUP: [`reload`] re-reads the same sources from the original arguments and applies only
+//! [`RELOADABLE_FIELDS`]; other changes are reported as needing a restart.
 
+pub mod file;
 pub mod flags;
+pub mod schema;
 
 use crate::logging::LogLevel;
-use flags::{FlagError, FlagKind, FlagSpec};
+use file::Format;
+use flags::{FlagError, FlagKind, FlagSpec, FlagValue};
+use serde_json::{Map, Value};
+use std::collections::BTreeMap;
 use std::fmt;
-use std::net::{IpAddr, SocketAddr};
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 
 /// Consul's default server RPC port.
 pub const SERVER_PORT_DEFAULT: u16 = 8300;
+/// Consul's default HTTP API port.
+pub const HTTP_PORT_DEFAULT: u16 = 8500;
+/// Consul's default DNS port.
+pub const DNS_PORT_DEFAULT: u16 = 8600;
+/// The gRPC port `-dev` turns on (gRPC is off by default otherwise).
+pub const GRPC_PORT_DEV: u16 = 8502;
+/// Consul's default Serf LAN port.
+pub const SERF_LAN_PORT_DEFAULT: u16 = 8301;
+/// Consul's default Serf WAN port.
+pub const SERF_WAN_PORT_DEFAULT: u16 = 8302;
 /// Consul's default datacenter.
 pub const DATACENTER_DEFAULT: &str = "dc1";
+/// Consul's default DNS domain.
+pub const DOMAIN_DEFAULT: &str = "consul.";
 /// Consul's `raft_snapshot_threshold` default.
 pub const RAFT_SNAPSHOT_THRESHOLD_DEFAULT: u64 = 16_384;
 /// Consul's `raft_trailing_logs` default.
 pub const RAFT_TRAILING_LOGS_DEFAULT: u64 = 10_240;
+/// cairn's `performance.raft_multiplier` default: 1, Consul's recommendation for production (Consul itself
+/// defaults to 5).
+pub const RAFT_MULTIPLIER_DEFAULT: u32 = 1;
+/// The largest `performance.raft_multiplier` Consul accepts.
+pub const RAFT_MULTIPLIER_MAX: u32 = 10;
+/// Consul's `session_ttl_min` default, in milliseconds.
+pub const SESSION_TTL_MIN_MS_DEFAULT: u64 = 10_000;
+/// Consul's `limits.kv_max_value_size` default (Raft's suggested maximum entry size).
+pub const KV_MAX_VALUE_SIZE_BYTES_DEFAULT: u64 = 512 * 1024;
+/// Consul's `limits.txn_max_req_len` default.
+pub const TXN_MAX_REQ_LEN_BYTES_DEFAULT: u64 = 512 * 1024;
 /// Servers a bootstrap configuration may name.
 pub const BOOTSTRAP_SERVERS_MAX: usize = 64;
+/// Consul's limit on `node_meta` pairs.
+pub const NODE_META_PAIRS_MAX: usize = 64;
+/// Consul's limit on a `node_meta` key, in bytes.
+pub const NODE_META_KEY_BYTES_MAX: usize = 128;
+/// Consul's limit on a `node_meta` value, in bytes.
+pub const NODE_META_VALUE_BYTES_MAX: usize = 512;
 
-/// The flags `agent` accepts.
-pub const AGENT_FLAGS: &[FlagSpec] = &[
-    FlagSpec {
-        name: "bind",
-        kind: FlagKind::String,
-        usage: "Sets the bind address for cluster communication.",
-    },
-    FlagSpec {
-        name: "bootstrap",
-        kind: FlagKind::Bool,
-        usage: "Sets server to bootstrap mode.",
-    },
-    FlagSpec {
-        name: "bootstrap-expect",
-        kind: FlagKind::String,
-        usage: "Sets server to expect bootstrap mode. For now the expected servers are this one and the \
-                -retry-join addresses, which must name exactly the other servers.",
-    },
-    FlagSpec {
-        name: "data-dir",
-        kind: FlagKind::String,
-        usage: "Path to a data directory to store agent state.",
-    },
-    FlagSpec {
-        name: "datacenter",
-        kind: FlagKind::String,
-        usage: "Datacenter of the agent.",
-    },
-    FlagSpec {
-        name: "dev",
-        kind: FlagKind::Bool,
-        usage: "Starts the agent in development mode.",
-    },
-    FlagSpec {
-        name: "log-level",
-        kind: FlagKind::String,
-        usage: "Log level of the agent: trace, debug, info, warn or err.",
-    },
-    FlagSpec {
-        name: "node",
-        kind: FlagKind::String,
-        usage: "Name of this node. Must be unique in the cluster. Defaults to the hostname.",
-    },
-    FlagSpec {
-        name: "raft-snapshot-threshold",
-        kind: FlagKind::String,
-        usage: "Applied Raft entries between snapshots (cairn extension; Consul's raft_snapshot_threshold \
-                config key). Default 16384.",
-    },
-    FlagSpec {
-        name: "raft-trailing-logs",
-        kind: FlagKind::String,
-        usage: "Raft entries kept after a snapshot for followers that are slightly behind (cairn \
-                extension; Consul's raft_trailing_logs config key). Default 10240.",
-    },
-    FlagSpec {
-        name: "retry-join",
-        kind: FlagKind::String,
-        usage: "Address of another server to join (IP or IP:PORT; the port defaults to 8300). Can be \
-                specified multiple times.",
-    },
-    FlagSpec {
-        name: "server",
-        kind: FlagKind::Bool,
-        usage: "Switches agent to server mode.",
-    },
-    FlagSpec {
-        name: "server-port",
-        kind: FlagKind::String,
-        usage: "Sets the server port to listen on.",
-    },
+/// What a SIGHUP may change without a restart (names of [`AgentConfig`] fields), as Consul's reloadable set:
+/// the log level, node metadata, service/check/watch definitions, ACL tokens and the Raft snapshot tuning.
+pub const RELOADABLE_FIELDS: &[&str] = &[
+    "log_level",
+    "node_meta",
+    "services",
+    "checks",
+    "watches",
+    "acl.tokens",
+    "raft_snapshot_threshold",
+    "raft_trailing_logs",
 ];
+
+const fn flag(name: &'static str, kind: FlagKind, usage: &'static str) -> FlagSpec {
+    FlagSpec { name, kind, usage }
+}
+
+/// The flags `agent` accepts (Consul's names; `-raft-snapshot-threshold` and `-raft-trailing-logs` are cairn
+/// extensions for Consul's config keys).
+pub const AGENT_FLAGS: &[FlagSpec] = &[
+    flag("advertise", FlagKind::String, "Sets the advertise address to use."),
+    flag(
+        "bind",
+        FlagKind::String,
+        "Sets the bind address for cluster communication.",
+    ),
+    flag("bootstrap", FlagKind::Bool, "Sets server to bootstrap mode."),
+    flag(
+        "bootstrap-expect",
+        FlagKind::String,
+        "Sets server to expect bootstrap mode. For now the expected servers are this one and the \
+         -retry-join addresses, which must name exactly the other servers.",
+    ),
+    flag(
+        "client",
+        FlagKind::String,
+        "Sets the address to bind for client access (HTTP, DNS, gRPC): one IP or a space-separated \
+         list. Default 127.0.0.1.",
+    ),
+    flag(
+        "config-dir",
+        FlagKind::String,
+        "Path to a directory to read configuration files from: every file ending in .json or .hcl, \
+         in lexical order. Can be specified multiple times.",
+    ),
+    flag(
+        "config-file",
+        FlagKind::String,
+        "Path to a file in JSON or HCL format with a matching file extension. Can be specified \
+         multiple times.",
+    ),
+    flag(
+        "config-format",
+        FlagKind::String,
+        "Config files are in this format irrespective of their extension. Must be 'hcl' or 'json'.",
+    ),
+    flag(
+        "data-dir",
+        FlagKind::String,
+        "Path to a data directory to store agent state.",
+    ),
+    flag("datacenter", FlagKind::String, "Datacenter of the agent."),
+    flag(
+        "dev",
+        FlagKind::Bool,
+        "Starts the agent in development mode.",
+    ),
+    flag(
+        "disable-host-node-id",
+        FlagKind::Bool,
+        "Do not derive the node ID from the host; generate a random one.",
+    ),
+    flag(
+        "dns-port",
+        FlagKind::String,
+        "DNS port to use (-1 disables it).",
+    ),
+    flag(
+        "domain",
+        FlagKind::String,
+        "Domain to use for DNS interface.",
+    ),
+    flag(
+        "enable-local-script-checks",
+        FlagKind::Bool,
+        "Enables health check scripts from configuration file.",
+    ),
+    flag(
+        "enable-script-checks",
+        FlagKind::Bool,
+        "Enables health check scripts.",
+    ),
+    flag(
+        "encrypt",
+        FlagKind::String,
+        "Provides the gossip encryption key.",
+    ),
+    flag(
+        "grpc-port",
+        FlagKind::String,
+        "Sets the gRPC API port to listen on (-1 disables it).",
+    ),
+    flag(
+        "hcl",
+        FlagKind::String,
+        "hcl config fragment. Can be specified multiple times.",
+    ),
+    flag(
+        "http-port",
+        FlagKind::String,
+        "Sets the HTTP API port to listen on (-1 disables it).",
+    ),
+    flag(
+        "https-port",
+        FlagKind::String,
+        "Sets the HTTPS API port to listen on (-1 disables it).",
+    ),
+    flag(
+        "join",
+        FlagKind::String,
+        "Address of a server to join at start time, as -retry-join. Can be specified multiple times.",
+    ),
+    flag(
+        "log-level",
+        FlagKind::String,
+        "Log level of the agent: trace, debug, info, warn or err.",
+    ),
+    flag(
+        "node",
+        FlagKind::String,
+        "Name of this node. Must be unique in the cluster. Defaults to the hostname.",
+    ),
+    flag(
+        "node-id",
+        FlagKind::String,
+        "A unique ID (a UUID) for this node across space and time.",
+    ),
+    flag(
+        "node-meta",
+        FlagKind::String,
+        "An arbitrary metadata key/value pair for this node, of the format `key:value`. Can be \
+         specified multiple times.",
+    ),
+    flag(
+        "pid-file",
+        FlagKind::String,
+        "Path to file to store agent PID.",
+    ),
+    flag(
+        "raft-snapshot-threshold",
+        FlagKind::String,
+        "Applied Raft entries between snapshots (cairn extension; Consul's raft_snapshot_threshold \
+         config key). Default 16384.",
+    ),
+    flag(
+        "raft-trailing-logs",
+        FlagKind::String,
+        "Raft entries kept after a snapshot for followers that are slightly behind (cairn \
+         extension; Consul's raft_trailing_logs config key). Default 10240.",
+    ),
+    flag(
+        "recursor",
+        FlagKind::String,
+        "Address of an upstream DNS server. Can be specified multiple times.",
+    ),
+    flag(
+        "retry-join",
+        FlagKind::String,
+        "Address of another server to join (IP or IP:PORT; the port defaults to 8300). Can be \
+         specified multiple times.",
+    ),
+    flag(
+        "serf-lan-port",
+        FlagKind::String,
+        "Sets the Serf LAN port to listen on.",
+    ),
+    flag(
+        "serf-wan-port",
+        FlagKind::String,
+        "Sets the Serf WAN port to listen on (-1 disables it).",
+    ),
+    flag("server", FlagKind::Bool, "Switches agent to server mode."),
+    flag(
+        "server-port",
+        FlagKind::String,
+        "Sets the server port to listen on.",
+    ),
+    flag(
+        "ui",
+        FlagKind::Bool,
+        "Enables the built-in static web UI server.",
+    ),
+];
+
+/// How a flag becomes a config key.
+#[derive(Clone, Copy)]
+enum FlagKey {
+    Str(&'static str),
+    Bool(&'static str),
+    Int(&'static str),
+    List(&'static str),
+    Meta,
+}
+
+/// The flags that set config keys (the others: `-dev`, `-config-*`, `-hcl`).
+const FLAG_KEYS: &[(&str, FlagKey)] = &[
+    ("advertise", FlagKey::Str("advertise_addr")),
+    ("bind", FlagKey::Str("bind_addr")),
+    ("bootstrap", FlagKey::Bool("bootstrap")),
+    ("bootstrap-expect", FlagKey::Int("bootstrap_expect")),
+    ("client", FlagKey::Str("client_addr")),
+    ("data-dir", FlagKey::Str("data_dir")),
+    ("datacenter", FlagKey::Str("datacenter")),
+    (
+        "disable-host-node-id",
+        FlagKey::Bool("disable_host_node_id"),
+    ),
+    ("dns-port", FlagKey::Int("ports.dns")),
+    ("domain", FlagKey::Str("domain")),
+    (
+        "enable-local-script-checks",
+        FlagKey::Bool("enable_local_script_checks"),
+    ),
+    (
+        "enable-script-checks",
+        FlagKey::Bool("enable_script_checks"),
+    ),
+    ("encrypt", FlagKey::Str("encrypt")),
+    ("grpc-port", FlagKey::Int("ports.grpc")),
+    ("http-port", FlagKey::Int("ports.http")),
+    ("https-port", FlagKey::Int("ports.https")),
+    ("join", FlagKey::List("retry_join")),
+    ("log-level", FlagKey::Str("log_level")),
+    ("node", FlagKey::Str("node_name")),
+    ("node-id", FlagKey::Str("node_id")),
+    ("node-meta", FlagKey::Meta),
+    ("pid-file", FlagKey::Str("pid_file")),
+    (
+        "raft-snapshot-threshold",
+        FlagKey::Int("raft_snapshot_threshold"),
+    ),
+    ("raft-trailing-logs", FlagKey::Int("raft_trailing_logs")),
+    ("recursor", FlagKey::List("recursors")),
+    ("retry-join", FlagKey::List("retry_join")),
+    ("serf-lan-port", FlagKey::Int("ports.serf_lan")),
+    ("serf-wan-port", FlagKey::Int("ports.serf_wan")),
+    ("server", FlagKey::Bool("server")),
+    ("server-port", FlagKey::Int("ports.server")),
+    ("ui", FlagKey::Bool("ui_config.enabled")),
+];
+
+/// The listener ports; `None` is a disabled listener.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Ports {
+    /// `ports.http` (8500).
+    pub http: Option<u16>,
+    /// `ports.https` (off by default).
+    pub https: Option<u16>,
+    /// `ports.dns` (8600).
+    pub dns: Option<u16>,
+    /// `ports.grpc` (off by default; 8502 with `-dev`).
+    pub grpc: Option<u16>,
+    /// `ports.serf_lan` (8301; cannot be disabled).
+    pub serf_lan: Option<u16>,
+    /// `ports.serf_wan` (8302).
+    pub serf_wan: Option<u16>,
+    /// `ports.server` (8300; cannot be disabled).
+    pub server: Option<u16>,
+}
+
+/// `acl.tokens`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AclTokens {
+    /// `initial_management` (legacy `master`, `acl_master_token`).
+    pub initial_management: Option<String>,
+    /// `agent` (legacy `acl_agent_token`).
+    pub agent: Option<String>,
+    /// `agent_recovery` (legacy `agent_master`, `acl_agent_master_token`).
+    pub agent_recovery: Option<String>,
+    /// `default` (legacy `acl_token`).
+    pub default: Option<String>,
+    /// `replication` (legacy `acl_replication_token`).
+    pub replication: Option<String>,
+    /// `dns`.
+    pub dns: Option<String>,
+}
+
+/// The `acl` block.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Acl {
+    /// `acl.enabled` (also turned on by the legacy `acl_datacenter`).
+    pub enabled: bool,
+    /// `acl.default_policy`: `allow` (default) or `deny`.
+    pub default_policy: String,
+    /// `acl.down_policy`: `extend-cache` (default), `async-cache`, `allow` or `deny`.
+    pub down_policy: String,
+    /// `acl.tokens`.
+    pub tokens: AclTokens,
+}
 
 /// Everything the agent needs to start.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AgentConfig {
-    /// `-dev`: a development server that keeps state in memory.
+    /// `-dev`: a development agent that keeps state in memory.
     pub dev: bool,
-    /// `-data-dir`: where agent state lives; required unless `dev`.
+    /// `data_dir`: where agent state lives; required unless `dev`.
     pub data_dir: Option<PathBuf>,
-    /// `-node`: this node's name (defaults to the hostname).
+    /// `node_name`: this node's name (defaults to the hostname).
     pub node_name: String,
-    /// `-log-level`.
+    /// `log_level` (INFO; DEBUG with `-dev`).
     pub log_level: LogLevel,
-    /// `-server`: run a Raft server.
+    /// `server`: run a Raft server.
     pub server: bool,
-    /// `-datacenter`.
+    /// `datacenter` (lower-cased, as Consul does).
     pub datacenter: String,
-    /// `-bind`: the address servers reach this one on (required for a server).
+    /// `bind_addr`: the address servers reach this one on (required for a server).
     pub bind: Option<IpAddr>,
-    /// `-server-port`.
+    /// The server RPC port: always `ports.server`.
     pub server_port: u16,
-    /// `-bootstrap`: bootstrap a cluster of this server alone.
+    /// `bootstrap`: bootstrap a cluster of this server alone (also `bootstrap_expect = 1`).
     pub bootstrap: bool,
-    /// `-bootstrap-expect`: bootstrap once this many servers are known (this one and `-retry-join`).
+    /// `bootstrap_expect`: bootstrap once this many servers are known (this one and `retry_join`).
     pub bootstrap_expect: Option<usize>,
-    /// `-retry-join`: other servers' RPC addresses.
+    /// `retry_join` (with `-join` and the legacy `start_join`): other servers' RPC addresses.
     pub retry_join: Vec<SocketAddr>,
-    /// `-raft-snapshot-threshold`.
+    /// `raft_snapshot_threshold`.
     pub raft_snapshot_threshold: u64,
-    /// `-raft-trailing-logs`.
+    /// `raft_trailing_logs`.
     pub raft_trailing_logs: u64,
+    /// `client_addr`: where the HTTP, DNS and gRPC listeners bind (127.0.0.1 by default).
+    pub client_addrs: Vec<IpAddr>,
+    /// `advertise_addr`: the address advertised to the cluster, when not the bind address.
+    pub advertise: Option<IpAddr>,
+    /// `ports`.
+    pub ports: Ports,
+    /// `addresses.http`: overrides `client_addrs` for the HTTP listener.
+    pub addresses_http: Option<IpAddr>,
+    /// `addresses.dns`: overrides `client_addrs` for the DNS listener.
+    pub addresses_dns: Option<IpAddr>,
+    /// `pid_file`.
+    pub pid_file: Option<PathBuf>,
+    /// `performance.raft_multiplier` (1 to 10) scales Raft timing.
+    pub raft_multiplier: u32,
+    /// `session_ttl_min`, in milliseconds.
+    pub session_ttl_min_ms: u64,
+    /// `limits.kv_max_value_size`.
+    pub kv_max_value_size_bytes: u64,
+    /// `limits.txn_max_req_len`.
+    pub txn_max_req_len_bytes: u64,
+    /// `node_id` (a lower-cased UUID).
+    pub node_id: Option<String>,
+    /// `disable_host_node_id` (true by default: a random node ID).
+    pub disable_host_node_id: bool,
+    /// `node_meta`.
+    pub node_meta: BTreeMap<String, String>,
+    /// `primary_datacenter` (legacy `acl_datacenter`); this datacenter when unset.
+    pub primary_datacenter: String,
+    /// `ui_config.enabled` (legacy `ui`, flag `-ui`; on with `-dev`).
+    pub ui: bool,
+    /// `enable_script_checks`.
+    pub enable_script_checks: bool,
+    /// `enable_local_script_checks` (defaults to `enable_script_checks`).
+    pub enable_local_script_checks: bool,
+    /// `acl`.
+    pub acl: Acl,
+    /// `encrypt`: the gossip key (base64 of 16, 24 or 32 bytes).
+    pub encrypt: Option<String>,
+    /// `leave_on_terminate` as given; see [`AgentConfig::leaves_on_terminate`].
+    pub leave_on_terminate: Option<bool>,
+    /// `skip_leave_on_interrupt` as given; see [`AgentConfig::skips_leave_on_interrupt`].
+    pub skip_leave_on_interrupt: Option<bool>,
+    /// `services` and `service`, raw, in source order.
+    pub services: Vec<Value>,
+    /// `checks` and `check`, raw, in source order.
+    pub checks: Vec<Value>,
+    /// `watches`, raw.
+    pub watches: Vec<Value>,
+    /// `recursors`: upstream DNS servers (port 53 unless given).
+    pub recursors: Vec<SocketAddr>,
+    /// `domain`, with its trailing dot (`consul.`).
+    pub domain: String,
+    /// The config files loaded, in order (what a reload reads again).
+    pub config_sources: Vec<PathBuf>,
 }
 
-/// Why the agent's command line was rejected.
+/// A loaded configuration and what to warn the operator about.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Loaded {
+    /// The configuration.
+    pub config: AgentConfig,
+    /// Warnings: Consul keys cairn ignores (naming the file), deprecated keys, skipped files, advice.
+    pub warnings: Vec<String>,
+}
+
+/// The outcome of a reload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Reloaded {
+    /// The running configuration with the reloadable fields replaced.
+    pub config: AgentConfig,
+    /// Warnings from loading, then one per changed field that needs a restart.
+    pub warnings: Vec<String>,
+    /// The reloadable fields that changed (names from [`RELOADABLE_FIELDS`]).
+    pub applied: Vec<&'static str>,
+    /// Fields that changed but only take effect after a restart.
+    pub needs_restart: Vec<&'static str>,
+}
+
+/// Why the agent's configuration was rejected.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum ConfigError {
     /// A flag error (Go's message), including a help request.
     Flag(FlagError),
-    /// Neither `-dev` nor `-data-dir` was given, or `-data-dir` was empty.
+    /// Neither `-dev` nor `data_dir` was given, or `data_dir` was empty.
     DataDirEmpty,
-    /// `-node` was empty and no hostname was available.
+    /// `node_name` was empty and no hostname was available.
     NodeNameEmpty,
-    /// `-log-level` is not a known level.
+    /// `log_level` is not a known level.
     InvalidLogLevel(String),
     /// Arguments were left after the flags.
     UnexpectedArguments(Vec<String>),
-    /// A flag's value is not acceptable.
-    InvalidValue {
-        /// The flag, without dashes.
-        flag: &'static str,
-        /// The value given.
-        value: String,
-        /// What is wrong and what would be right.
-        reason: String,
-    },
-    /// Flags that contradict each other or are missing for the mode asked for.
+    /// A config file could not be read or parsed (`failed to parse <path>: ...`), or a path could not be
+    /// opened (the message says which).
+    Source(String),
+    /// A value is not acceptable; the message names the key.
+    Invalid(String),
+    /// Settings that contradict each other or are missing for the mode asked for.
     Conflict(String),
 }
 
@@ -169,141 +517,877 @@ impl fmt::Display for ConfigError {
             ConfigError::UnexpectedArguments(args) => {
                 write!(f, "unexpected arguments: {}", args.join(" "))
             }
-            ConfigError::InvalidValue {
-                flag,
-                value,
-                reason,
-            } => write!(f, "invalid value {value:?} for -{flag}: {reason}"),
-            ConfigError::Conflict(why) => write!(f, "{why}"),
+            ConfigError::Source(why) | ConfigError::Invalid(why) | ConfigError::Conflict(why) => {
+                write!(f, "{why}")
+            }
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
 
-impl AgentConfig {
-    /// Builds the configuration from `agent`'s arguments; `hostname` is the default node name.
-    pub fn from_args(args: &[String], hostname: Option<&str>) -> Result<AgentConfig, ConfigError> {
-        let parsed = flags::parse(AGENT_FLAGS, args).map_err(ConfigError::Flag)?;
-        if !parsed.rest.is_empty() {
-            return Err(ConfigError::UnexpectedArguments(parsed.rest.clone()));
-        }
-        let dev = parsed.bool("dev").unwrap_or(false);
-        let data_dir = match parsed.string("data-dir") {
-            Some("") => None,
-            Some(path) => Some(PathBuf::from(path)),
-            None => None,
-        };
-        if !dev && data_dir.is_none() {
-            return Err(ConfigError::DataDirEmpty);
-        }
-        let node_name = match parsed.string("node") {
-            Some(name) => name.to_string(),
-            None => hostname.unwrap_or_default().to_string(),
-        };
-        if node_name.is_empty() {
-            return Err(ConfigError::NodeNameEmpty);
-        }
-        let log_level = match parsed.string("log-level") {
-            Some(level) => LogLevel::parse(level)
-                .ok_or_else(|| ConfigError::InvalidLogLevel(level.to_string()))?,
-            None => LogLevel::Info,
-        };
-        let number = |flag: &'static str, default: u64, min: u64| -> Result<u64, ConfigError> {
-            match parsed.string(flag) {
-                None => Ok(default),
-                Some(text) => match text.parse::<u64>() {
-                    Ok(n) if n >= min => Ok(n),
-                    _ => Err(ConfigError::InvalidValue {
-                        flag,
-                        value: text.to_string(),
-                        reason: format!("must be a whole number of at least {min}"),
-                    }),
-                },
+/// The command line, sorted into sources.
+struct CommandLine {
+    dev: bool,
+    paths: Vec<PathBuf>,
+    format: Option<Format>,
+    hcl: Vec<String>,
+    /// List values from flags (merged before the files).
+    slices: Map<String, Value>,
+    /// Every other value from flags (merged after the files).
+    values: Map<String, Value>,
+}
+
+fn parse_command_line(args: &[String]) -> Result<CommandLine, ConfigError> {
+    let parsed = flags::parse(AGENT_FLAGS, args).map_err(ConfigError::Flag)?;
+    if !parsed.rest.is_empty() {
+        return Err(ConfigError::UnexpectedArguments(parsed.rest.clone()));
+    }
+    let mut line = CommandLine {
+        dev: false,
+        paths: Vec::new(),
+        format: None,
+        hcl: Vec::new(),
+        slices: Map::new(),
+        values: Map::new(),
+    };
+    for (name, value) in parsed.values() {
+        let text = match value {
+            FlagValue::String(text) => text.as_str(),
+            FlagValue::Bool(b) => {
+                match name {
+                    "dev" => line.dev = *b,
+                    _ => {
+                        if let Some((_, FlagKey::Bool(key))) =
+                            FLAG_KEYS.iter().find(|(flag, _)| *flag == name)
+                        {
+                            set_dotted(&mut line.values, key, Value::Bool(*b));
+                        }
+                    }
+                }
+                continue;
             }
         };
-        let server = parsed.bool("server").unwrap_or(false);
-        let datacenter = parsed
-            .string("datacenter")
-            .unwrap_or(DATACENTER_DEFAULT)
-            .to_string();
-        if datacenter.is_empty() || datacenter.len() > crate::rpc::DATACENTER_BYTES_MAX {
-            return Err(ConfigError::InvalidValue {
-                flag: "datacenter",
-                value: datacenter,
-                reason: format!("must be 1 to {} bytes", crate::rpc::DATACENTER_BYTES_MAX),
-            });
+        match name {
+            "config-file" | "config-dir" => line.paths.push(PathBuf::from(text)),
+            "config-format" => {
+                line.format = Some(Format::parse(text).ok_or_else(|| {
+                    ConfigError::Invalid(
+                        "config: -config-format must be either 'hcl' or 'json'".to_string(),
+                    )
+                })?)
+            }
+            "hcl" => line.hcl.push(text.to_string()),
+            _ => {
+                let Some((_, key)) = FLAG_KEYS.iter().find(|(flag, _)| *flag == name) else {
+                    continue;
+                };
+                match *key {
+                    FlagKey::Str(key) => {
+                        set_dotted(&mut line.values, key, Value::String(text.to_string()))
+                    }
+                    FlagKey::Int(key) => {
+                        let number = parse_go_int(text).ok_or_else(|| {
+                            ConfigError::Flag(FlagError::InvalidValue {
+                                name: name.to_string(),
+                                value: text.to_string(),
+                            })
+                        })?;
+                        set_dotted(&mut line.values, key, Value::from(number))
+                    }
+                    FlagKey::List(key) => {
+                        let list = line
+                            .slices
+                            .entry(key.to_string())
+                            .or_insert_with(|| Value::Array(Vec::new()));
+                        if let Value::Array(items) = list {
+                            items.push(Value::String(text.to_string()));
+                        }
+                    }
+                    FlagKey::Meta => {
+                        let Some((k, v)) = text.split_once(':') else {
+                            return Err(ConfigError::Invalid(format!(
+                                "invalid value {text:?} for -node-meta: must be key:value"
+                            )));
+                        };
+                        let meta = line
+                            .values
+                            .entry("node_meta".to_string())
+                            .or_insert_with(|| Value::Object(Map::new()));
+                        if let Value::Object(map) = meta {
+                            map.insert(k.to_string(), Value::String(v.to_string()));
+                        }
+                    }
+                    FlagKey::Bool(_) => {}
+                }
+            }
         }
-        let bind = match parsed.string("bind") {
-            None => None,
-            Some(text) => Some(
-                text.parse::<IpAddr>()
-                    .map_err(|_| ConfigError::InvalidValue {
-                        flag: "bind",
-                        value: text.to_string(),
-                        reason: "must be an IP address".to_string(),
-                    })?,
-            ),
+    }
+    Ok(line)
+}
+
+/// Go's `strconv.ParseInt(text, 0, 64)`: decimal, `0x`, `0o`/`0` octal, `0b`, with a sign and underscores
+/// only between digits after a prefix; simplified to the forms people type.
+fn parse_go_int(text: &str) -> Option<i64> {
+    let (negative, digits) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text.strip_prefix('+').unwrap_or(text)),
+    };
+    let lower = digits.to_ascii_lowercase();
+    let (radix, body) = if let Some(hex) = lower.strip_prefix("0x") {
+        (16, hex)
+    } else if let Some(bin) = lower.strip_prefix("0b") {
+        (2, bin)
+    } else if let Some(oct) = lower.strip_prefix("0o") {
+        (8, oct)
+    } else if lower.len() > 1 && lower.starts_with('0') {
+        (8, &lower[1..])
+    } else {
+        (10, lower.as_str())
+    };
+    if body.is_empty() || body.starts_with(['+', '-']) {
+        return None;
+    }
+    let magnitude = i128::from_str_radix(body, radix).ok()?;
+    i64::try_from(if negative { -magnitude } else { magnitude }).ok()
+}
+
+fn set_dotted(tree: &mut Map<String, Value>, path: &str, value: Value) {
+    match path.split_once('.') {
+        None => {
+            tree.insert(path.to_string(), value);
+        }
+        Some((head, rest)) => {
+            let child = tree
+                .entry(head.to_string())
+                .or_insert_with(|| Value::Object(Map::new()));
+            if !child.is_object() {
+                *child = Value::Object(Map::new());
+            }
+            if let Value::Object(map) = child {
+                set_dotted(map, rest, value);
+            }
+        }
+    }
+}
+
+/// Loads the configuration from `agent`'s arguments: flags, then the config files they name; `hostname` is the
+/// default node name.
+pub fn load(args: &[String], hostname: Option<&str>) -> Result<Loaded, ConfigError> {
+    let line = parse_command_line(args)?;
+    let mut warnings = Vec::new();
+    let files = file::expand_paths(&line.paths, line.format, &mut warnings)
+        .map_err(|error| ConfigError::Source(error.0))?;
+    let mut tree = Value::Object(line.slices.clone());
+    let mut config_sources = Vec::new();
+    for source in &files {
+        let text = file::read(&source.path).map_err(|error| ConfigError::Source(error.0))?;
+        let name = source.path.display().to_string();
+        let parsed = parse_source(&name, &text, source.format, &mut warnings)?;
+        file::merge(&mut tree, Value::Object(parsed));
+        config_sources.push(source.path.clone());
+    }
+    file::merge(&mut tree, Value::Object(line.values.clone()));
+    for (index, fragment) in line.hcl.iter().enumerate() {
+        let name = format!("flags-{index}.hcl");
+        let parsed = parse_source(&name, fragment, Format::Hcl, &mut warnings)?;
+        file::merge(&mut tree, Value::Object(parsed));
+    }
+    // Merging objects into an object keeps an object.
+    let empty = Map::new();
+    let config = build(
+        &Tree(tree.as_object().unwrap_or(&empty)),
+        line.dev,
+        hostname,
+        config_sources,
+        &mut warnings,
+    )?;
+    Ok(Loaded { config, warnings })
+}
+
+fn parse_source(
+    name: &str,
+    text: &str,
+    format: Format,
+    warnings: &mut Vec<String>,
+) -> Result<Map<String, Value>, ConfigError> {
+    let failed = |why: String| ConfigError::Source(format!("failed to parse {name}: {why}"));
+    let parsed = file::parse(text, format).map_err(failed)?;
+    let checked = schema::check_source(name, parsed).map_err(failed)?;
+    warnings.extend(checked.warnings);
+    Ok(checked.tree)
+}
+
+/// Reloads for SIGHUP: reads the same sources again from the original `args` and returns `running` with the
+/// [`RELOADABLE_FIELDS`] replaced. Other changed fields are listed (and warned about) as needing a restart. An
+/// error leaves the running configuration as it is.
+pub fn reload(
+    args: &[String],
+    hostname: Option<&str>,
+    running: &AgentConfig,
+) -> Result<Reloaded, ConfigError> {
+    let Loaded {
+        config: fresh,
+        mut warnings,
+    } = load(args, hostname)?;
+    let mut next = running.clone();
+    let mut applied = Vec::new();
+    macro_rules! reload_field {
+        ($name:literal, $($field:ident).+) => {
+            if next.$($field).+ != fresh.$($field).+ {
+                next.$($field).+ = fresh.$($field).+.clone();
+                applied.push($name);
+            }
         };
-        let server_port = number("server-port", u64::from(SERVER_PORT_DEFAULT), 1)?;
-        let server_port = u16::try_from(server_port).map_err(|_| ConfigError::InvalidValue {
-            flag: "server-port",
-            value: server_port.to_string(),
-            reason: "must be a port number (1 to 65535)".to_string(),
+    }
+    reload_field!("log_level", log_level);
+    reload_field!("node_meta", node_meta);
+    reload_field!("services", services);
+    reload_field!("checks", checks);
+    reload_field!("watches", watches);
+    reload_field!("acl.tokens", acl.tokens);
+    reload_field!("raft_snapshot_threshold", raft_snapshot_threshold);
+    reload_field!("raft_trailing_logs", raft_trailing_logs);
+    next.config_sources = fresh.config_sources.clone();
+    let needs_restart = differing_fields(&next, &fresh);
+    for field in &needs_restart {
+        warnings.push(format!(
+            "the change to {field} takes effect only after a restart"
+        ));
+    }
+    Ok(Reloaded {
+        config: next,
+        warnings,
+        applied,
+        needs_restart,
+    })
+}
+
+/// The fields (outside the reloadable set) that differ between `a` and `b`.
+fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
+    let mut out = Vec::new();
+    macro_rules! compare {
+        ($($name:literal => $($field:ident).+),+ $(,)?) => {
+            $(if a.$($field).+ != b.$($field).+ { out.push($name); })+
+        };
+    }
+    compare!(
+        "dev" => dev,
+        "data_dir" => data_dir,
+        "node_name" => node_name,
+        "server" => server,
+        "datacenter" => datacenter,
+        "bind" => bind,
+        "server_port" => server_port,
+        "bootstrap" => bootstrap,
+        "bootstrap_expect" => bootstrap_expect,
+        "retry_join" => retry_join,
+        "client_addrs" => client_addrs,
+        "advertise" => advertise,
+        "ports" => ports,
+        "addresses_http" => addresses_http,
+        "addresses_dns" => addresses_dns,
+        "pid_file" => pid_file,
+        "raft_multiplier" => raft_multiplier,
+        "session_ttl_min_ms" => session_ttl_min_ms,
+        "kv_max_value_size_bytes" => kv_max_value_size_bytes,
+        "txn_max_req_len_bytes" => txn_max_req_len_bytes,
+        "node_id" => node_id,
+        "disable_host_node_id" => disable_host_node_id,
+        "primary_datacenter" => primary_datacenter,
+        "ui" => ui,
+        "enable_script_checks" => enable_script_checks,
+        "enable_local_script_checks" => enable_local_script_checks,
+        "acl.enabled" => acl.enabled,
+        "acl.default_policy" => acl.default_policy,
+        "acl.down_policy" => acl.down_policy,
+        "encrypt" => encrypt,
+        "leave_on_terminate" => leave_on_terminate,
+        "skip_leave_on_interrupt" => skip_leave_on_interrupt,
+        "recursors" => recursors,
+        "domain" => domain,
+    );
+    out
+}
+
+/// Read access to the merged tree by dotted key. Values were type-checked per source, so a value of another
+/// type than asked for does not occur; it reads as absent.
+struct Tree<'a>(&'a Map<String, Value>);
+
+impl Tree<'_> {
+    fn get(&self, path: &str) -> Option<&Value> {
+        let mut parts = path.split('.');
+        let mut value = self.0.get(parts.next()?)?;
+        for part in parts {
+            value = value.as_object()?.get(part)?;
+        }
+        Some(value)
+    }
+
+    fn string(&self, path: &str) -> Option<&str> {
+        self.get(path)?.as_str()
+    }
+
+    fn bool(&self, path: &str) -> Option<bool> {
+        self.get(path)?.as_bool()
+    }
+
+    /// A whole number; numbers beyond i64 read as i64::MAX (every range check rejects them).
+    fn int(&self, path: &str) -> Option<i64> {
+        let number = self.get(path)?.as_number()?;
+        number
+            .as_i64()
+            .or_else(|| number.as_u64().map(|_| i64::MAX))
+    }
+
+    fn strings(&self, path: &str) -> Vec<&str> {
+        match self.get(path) {
+            Some(Value::Array(items)) => items.iter().filter_map(Value::as_str).collect(),
+            _ => Vec::new(),
+        }
+    }
+
+    fn objects(&self, path: &str) -> Vec<Value> {
+        match self.get(path) {
+            Some(Value::Array(items)) => items.clone(),
+            _ => Vec::new(),
+        }
+    }
+}
+
+fn invalid(text: String) -> ConfigError {
+    ConfigError::Invalid(text)
+}
+
+/// One IP address for `key`; `None` when unset or empty.
+fn single_ip(tree: &Tree<'_>, key: &str) -> Result<Option<IpAddr>, ConfigError> {
+    let Some(text) = tree.string(key) else {
+        return Ok(None);
+    };
+    let ips = ip_list(key, text)?;
+    match ips.as_slice() {
+        [] => Ok(None),
+        [ip] => Ok(Some(*ip)),
+        _ => Err(invalid(format!(
+            "{key} cannot contain multiple addresses: {text:?}"
+        ))),
+    }
+}
+
+/// A space-separated list of IP addresses (`[::]` allowed), as Consul reads `client_addr`.
+fn ip_list(key: &str, text: &str) -> Result<Vec<IpAddr>, ConfigError> {
+    if text.contains("{{") {
+        return Err(invalid(format!(
+            "{key}: go-sockaddr templates are not supported by cairn yet: {text:?}"
+        )));
+    }
+    let mut ips = Vec::new();
+    for word in text.split_whitespace() {
+        let bare = word
+            .strip_prefix('[')
+            .and_then(|w| w.strip_suffix(']'))
+            .unwrap_or(word);
+        let ip = bare
+            .parse::<IpAddr>()
+            .map_err(|_| invalid(format!("{key}: invalid ip address: {word}")))?;
+        if !ips.contains(&ip) {
+            ips.push(ip);
+        }
+    }
+    Ok(ips)
+}
+
+/// A port key: unset is `default`, 0 or below disables it when `can_disable` (Consul's -1), above 65535 is an
+/// error.
+fn port(
+    tree: &Tree<'_>,
+    key: &str,
+    default: Option<u16>,
+    can_disable: bool,
+) -> Result<Option<u16>, ConfigError> {
+    let Some(value) = tree.int(key) else {
+        return Ok(default);
+    };
+    if value <= 0 {
+        if can_disable {
+            return Ok(None);
+        }
+        return Err(invalid(format!(
+            "{key}: invalid port: {value} (this listener cannot be disabled)"
+        )));
+    }
+    u16::try_from(value)
+        .map(Some)
+        .map_err(|_| invalid(format!("{key}: invalid port: {value}")))
+}
+
+/// A whole number of at least `min`.
+fn at_least(tree: &Tree<'_>, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
+    match tree.int(key) {
+        None => Ok(default),
+        Some(n) if n >= 0 && n as u64 >= min => Ok(n as u64),
+        Some(n) => Err(invalid(format!(
+            "{key} cannot be {n}. Must be at least {min}"
+        ))),
+    }
+}
+
+/// Consul's check for datacenter names: lower-case alphanumerics, `-` and `_`.
+fn check_basic_name(key: &str, value: &str) -> Result<(), ConfigError> {
+    let ok = !value.is_empty()
+        && value
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if !ok {
+        return Err(invalid(format!(
+            "{key} can only contain lowercase alphanumeric, - or _ characters. received: {value:?}"
+        )));
+    }
+    if value.len() > crate::rpc::DATACENTER_BYTES_MAX {
+        return Err(invalid(format!(
+            "{key} must be 1 to {} bytes: {value:?}",
+            crate::rpc::DATACENTER_BYTES_MAX
+        )));
+    }
+    Ok(())
+}
+
+/// `IP` or `IP:PORT` (`[v6]:PORT`), the port defaulting to `default_port`.
+fn socket_addr(text: &str, default_port: u16) -> Option<SocketAddr> {
+    text.parse::<SocketAddr>().ok().or_else(|| {
+        let bare = text
+            .strip_prefix('[')
+            .and_then(|t| t.strip_suffix(']'))
+            .unwrap_or(text);
+        bare.parse::<IpAddr>()
+            .ok()
+            .map(|ip| SocketAddr::new(ip, default_port))
+    })
+}
+
+fn check_node_meta(meta: &BTreeMap<String, String>) -> Result<(), ConfigError> {
+    let bad = |why: String| Err(invalid(format!("node_meta invalid: {why}")));
+    if meta.len() > NODE_META_PAIRS_MAX {
+        return bad(format!(
+            "Node metadata cannot contain more than {NODE_META_PAIRS_MAX} key/value pairs"
+        ));
+    }
+    for (key, value) in meta {
+        if key.is_empty() {
+            return bad("Key cannot be blank".to_string());
+        }
+        if !key
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        {
+            return bad(format!(
+                "Key {key:?} is invalid: only alphanumerics, - and _ are allowed"
+            ));
+        }
+        if key.len() > NODE_META_KEY_BYTES_MAX {
+            return bad(format!(
+                "Key is too long (limit: {NODE_META_KEY_BYTES_MAX} characters)"
+            ));
+        }
+        if key.starts_with("consul-") {
+            return bad(format!(
+                "Key prefix 'consul-' is reserved for internal use: {key:?}"
+            ));
+        }
+        if value.len() > NODE_META_VALUE_BYTES_MAX {
+            return bad(format!(
+                "Value is too long (limit: {NODE_META_VALUE_BYTES_MAX} characters)"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn build(
+    tree: &Tree<'_>,
+    dev: bool,
+    hostname: Option<&str>,
+    config_sources: Vec<PathBuf>,
+    warnings: &mut Vec<String>,
+) -> Result<AgentConfig, ConfigError> {
+    let datacenter = tree
+        .string("datacenter")
+        .unwrap_or(DATACENTER_DEFAULT)
+        .to_lowercase();
+    check_basic_name("datacenter", &datacenter)?;
+
+    let data_dir = tree
+        .string("data_dir")
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from);
+    if !dev && data_dir.is_none() {
+        return Err(ConfigError::DataDirEmpty);
+    }
+    if let (false, Some(path)) = (dev, &data_dir) {
+        if path.exists() && !path.is_dir() {
+            return Err(invalid(format!(
+                "data_dir {:?} is not a directory",
+                path.display().to_string()
+            )));
+        }
+    }
+
+    let mut node_name = tree
+        .string("node_name")
+        .unwrap_or_default()
+        .trim()
+        .to_string();
+    if node_name.is_empty() {
+        node_name = hostname.unwrap_or_default().trim().to_string();
+    }
+    if node_name.is_empty() {
+        return Err(ConfigError::NodeNameEmpty);
+    }
+    if !node_name
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+    {
+        warnings.push(format!(
+            "Node name {node_name:?} will not be discoverable via DNS due to invalid characters. \
+             Valid characters include all alpha-numerics and dashes."
+        ));
+    } else if node_name.len() > 63 {
+        warnings.push(format!(
+            "Node name {node_name:?} will not be discoverable via DNS due to it being too long. \
+             Valid lengths are between 1 and 63 bytes."
+        ));
+    }
+
+    let log_level = match tree.string("log_level") {
+        Some(level) => {
+            LogLevel::parse(level).ok_or_else(|| ConfigError::InvalidLogLevel(level.to_string()))?
+        }
+        None if dev => LogLevel::Debug,
+        None => LogLevel::Info,
+    };
+
+    let server = tree.bool("server").unwrap_or(false);
+    let mut bootstrap = tree.bool("bootstrap").unwrap_or(false);
+    let mut bootstrap_expect = match tree.int("bootstrap_expect") {
+        None | Some(0) => None,
+        Some(n) if n < 0 => {
+            return Err(invalid(format!(
+                "bootstrap_expect cannot be {n}. Must be greater than or equal to zero"
+            )))
+        }
+        Some(n) => Some(usize::try_from(n).unwrap_or(usize::MAX)),
+    };
+    if bootstrap_expect == Some(1) {
+        bootstrap = true;
+        bootstrap_expect = None;
+        warnings
+            .push("BootstrapExpect is set to 1; this is the same as Bootstrap mode.".to_string());
+    }
+
+    let bind = single_ip(tree, "bind_addr")?;
+    let advertise = single_ip(tree, "advertise_addr")?;
+    if advertise.is_some_and(|ip| ip.is_unspecified()) {
+        return Err(invalid(
+            "Advertise address cannot be 0.0.0.0, :: or [::]".to_string(),
+        ));
+    }
+    let client_addrs = match tree.string("client_addr") {
+        None => vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+        Some(text) => ip_list("client_addr", text)?,
+    };
+    if client_addrs.is_empty() {
+        warnings.push(
+            "client_addr is empty, client services (DNS, HTTP, HTTPS, GRPC) will not be listening \
+             for connections"
+                .to_string(),
+        );
+    }
+    let addresses_http = single_ip(tree, "addresses.http")?;
+    let addresses_dns = single_ip(tree, "addresses.dns")?;
+
+    let ports = Ports {
+        http: port(tree, "ports.http", Some(HTTP_PORT_DEFAULT), true)?,
+        https: port(tree, "ports.https", None, true)?,
+        dns: port(tree, "ports.dns", Some(DNS_PORT_DEFAULT), true)?,
+        grpc: port(tree, "ports.grpc", dev.then_some(GRPC_PORT_DEV), true)?,
+        serf_lan: port(tree, "ports.serf_lan", Some(SERF_LAN_PORT_DEFAULT), false)?,
+        serf_wan: port(tree, "ports.serf_wan", Some(SERF_WAN_PORT_DEFAULT), true)?,
+        server: port(tree, "ports.server", Some(SERVER_PORT_DEFAULT), false)?,
+    };
+    let server_port = ports.server.unwrap_or(SERVER_PORT_DEFAULT);
+
+    let mut retry_join = Vec::new();
+    for text in tree.strings("retry_join") {
+        let addr = socket_addr(text, SERVER_PORT_DEFAULT).ok_or_else(|| {
+            invalid(format!(
+                "retry_join: invalid address {text:?}: must be IP or IP:PORT (names and cloud \
+                 auto-join are resolved once gossip exists)"
+            ))
         })?;
-        let bootstrap = parsed.bool("bootstrap").unwrap_or(false);
-        let bootstrap_expect = match parsed.string("bootstrap-expect") {
-            None => None,
-            Some(_) => Some(number("bootstrap-expect", 0, 1)? as usize),
-        };
-        let mut retry_join = Vec::new();
-        for text in parsed.strings("retry-join") {
-            let addr = text
-                .parse::<SocketAddr>()
-                .or_else(|_| {
-                    text.parse::<IpAddr>()
-                        .map(|ip| SocketAddr::new(ip, SERVER_PORT_DEFAULT))
-                })
-                .map_err(|_| ConfigError::InvalidValue {
-                    flag: "retry-join",
-                    value: text.to_string(),
-                    reason: "must be IP or IP:PORT (names are resolved once gossip exists)"
-                        .to_string(),
-                })?;
-            if !retry_join.contains(&addr) {
-                retry_join.push(addr);
+        if !retry_join.contains(&addr) {
+            retry_join.push(addr);
+        }
+    }
+
+    let raft_snapshot_threshold = at_least(
+        tree,
+        "raft_snapshot_threshold",
+        RAFT_SNAPSHOT_THRESHOLD_DEFAULT,
+        1,
+    )?;
+    let raft_trailing_logs = at_least(tree, "raft_trailing_logs", RAFT_TRAILING_LOGS_DEFAULT, 0)?;
+    if let Some(version) = tree.int("raft_protocol") {
+        if version != 3 {
+            return Err(invalid(format!(
+                "raft_protocol version {version} is not supported by this version of cairn"
+            )));
+        }
+    }
+    let raft_multiplier = match tree.int("performance.raft_multiplier") {
+        None => RAFT_MULTIPLIER_DEFAULT,
+        Some(n) if (1..=i64::from(RAFT_MULTIPLIER_MAX)).contains(&n) => n as u32,
+        Some(n) => {
+            return Err(invalid(format!(
+                "performance.raft_multiplier cannot be {n}. Must be between 1 and {RAFT_MULTIPLIER_MAX}"
+            )))
+        }
+    };
+    let session_ttl_min_ms = match tree.string("session_ttl_min") {
+        None => SESSION_TTL_MIN_MS_DEFAULT,
+        Some(text) => crate::api::duration::parse_duration_ms(text).map_err(|error| {
+            invalid(format!(
+                "session_ttl_min: invalid duration: {text:?}: {error}"
+            ))
+        })?,
+    };
+    let kv_max_value_size_bytes = at_least(
+        tree,
+        "limits.kv_max_value_size",
+        KV_MAX_VALUE_SIZE_BYTES_DEFAULT,
+        1,
+    )?;
+    let txn_max_req_len_bytes = at_least(
+        tree,
+        "limits.txn_max_req_len",
+        TXN_MAX_REQ_LEN_BYTES_DEFAULT,
+        1,
+    )?;
+
+    let node_id = match tree.string("node_id").map(str::trim) {
+        None | Some("") => None,
+        Some(text) => {
+            let id = text.to_lowercase();
+            let is_uuid = id.len() == 36 && uuid::Uuid::try_parse(&id).is_ok();
+            if !is_uuid {
+                return Err(invalid(format!(
+                    "node_id: invalid node ID {text:?}: must be a UUID (8-4-4-4-12 hex digits)"
+                )));
+            }
+            Some(id)
+        }
+    };
+    let disable_host_node_id = tree.bool("disable_host_node_id").unwrap_or(true);
+    let node_meta: BTreeMap<String, String> = match tree.get("node_meta") {
+        Some(Value::Object(map)) => map
+            .iter()
+            .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_string())))
+            .collect(),
+        _ => BTreeMap::new(),
+    };
+    check_node_meta(&node_meta)?;
+
+    let primary_datacenter = match tree.string("primary_datacenter") {
+        None | Some("") => datacenter.clone(),
+        Some(text) => {
+            let name = text.to_lowercase();
+            check_basic_name("primary_datacenter", &name)?;
+            name
+        }
+    };
+
+    let ui = match (tree.bool("ui_config.enabled"), tree.bool("ui")) {
+        (Some(enabled), legacy) => {
+            if legacy.is_some() {
+                warnings.push(ui_deprecation());
+            }
+            enabled
+        }
+        (None, Some(enabled)) => {
+            warnings.push(ui_deprecation());
+            enabled
+        }
+        (None, None) => dev,
+    };
+    let enable_script_checks = tree.bool("enable_script_checks").unwrap_or(false);
+    let enable_local_script_checks = tree
+        .bool("enable_local_script_checks")
+        .unwrap_or(enable_script_checks);
+
+    let token = |key: &str| {
+        tree.string(key)
+            .filter(|t| !t.is_empty())
+            .map(str::to_string)
+    };
+    let acl = Acl {
+        enabled: tree.bool("acl.enabled").unwrap_or(false),
+        default_policy: tree
+            .string("acl.default_policy")
+            .unwrap_or("allow")
+            .to_string(),
+        down_policy: tree
+            .string("acl.down_policy")
+            .unwrap_or("extend-cache")
+            .to_string(),
+        tokens: AclTokens {
+            initial_management: token("acl.tokens.initial_management"),
+            agent: token("acl.tokens.agent"),
+            agent_recovery: token("acl.tokens.agent_recovery"),
+            default: token("acl.tokens.default"),
+            replication: token("acl.tokens.replication"),
+            dns: token("acl.tokens.dns"),
+        },
+    };
+    if !matches!(acl.default_policy.as_str(), "allow" | "deny") {
+        return Err(invalid(format!(
+            "acl.default_policy must be \"allow\" or \"deny\", not {:?}",
+            acl.default_policy
+        )));
+    }
+    if !matches!(
+        acl.down_policy.as_str(),
+        "allow" | "deny" | "extend-cache" | "async-cache"
+    ) {
+        return Err(invalid(format!(
+            "acl.down_policy must be \"allow\", \"deny\", \"extend-cache\" or \"async-cache\", not {:?}",
+            acl.down_policy
+        )));
+    }
+
+    let encrypt = match tree.string("encrypt") {
+        None | Some("") => None,
+        Some(key) => {
+            use base64::Engine;
+            match base64::engine::general_purpose::STANDARD.decode(key) {
+                Ok(bytes) if matches!(bytes.len(), 16 | 24 | 32) => Some(key.to_string()),
+                Ok(bytes) => {
+                    return Err(invalid(format!(
+                    "encrypt has invalid key: the key is {} bytes; it must be 16, 24 or 32 bytes",
+                    bytes.len()
+                )))
+                }
+                Err(error) => return Err(invalid(format!("encrypt has invalid key: {error}"))),
             }
         }
-        let raft_snapshot_threshold = number(
-            "raft-snapshot-threshold",
-            RAFT_SNAPSHOT_THRESHOLD_DEFAULT,
-            1,
-        )?;
-        let raft_trailing_logs = number("raft-trailing-logs", RAFT_TRAILING_LOGS_DEFAULT, 0)?;
-        let config = AgentConfig {
-            dev,
-            data_dir,
-            node_name,
-            log_level,
-            server,
-            datacenter,
-            bind,
-            server_port,
-            bootstrap,
-            bootstrap_expect,
-            retry_join,
-            raft_snapshot_threshold,
-            raft_trailing_logs,
-        };
-        config.check_server_flags()?;
-        Ok(config)
+    };
+
+    let mut recursors = Vec::new();
+    for text in tree.strings("recursors") {
+        let addr = socket_addr(text, 53).ok_or_else(|| {
+            invalid(format!(
+                "recursors: invalid address {text:?}: must be IP or IP:PORT"
+            ))
+        })?;
+        if addr.ip().is_unspecified() {
+            return Err(invalid(
+                "DNS recursor address cannot be 0.0.0.0, :: or [::]".to_string(),
+            ));
+        }
+        if !recursors.contains(&addr) {
+            recursors.push(addr);
+        }
+    }
+    let domain = match tree.string("domain").map(str::trim) {
+        None | Some("") | Some(".") => DOMAIN_DEFAULT.to_string(),
+        Some(name) if name.ends_with('.') => name.to_string(),
+        Some(name) => format!("{name}."),
+    };
+    let pid_file = tree
+        .string("pid_file")
+        .filter(|path| !path.is_empty())
+        .map(PathBuf::from);
+
+    let config = AgentConfig {
+        dev,
+        data_dir,
+        node_name,
+        log_level,
+        server,
+        datacenter,
+        bind,
+        server_port,
+        bootstrap,
+        bootstrap_expect,
+        retry_join,
+        raft_snapshot_threshold,
+        raft_trailing_logs,
+        client_addrs,
+        advertise,
+        ports,
+        addresses_http,
+        addresses_dns,
+        pid_file,
+        raft_multiplier,
+        session_ttl_min_ms,
+        kv_max_value_size_bytes,
+        txn_max_req_len_bytes,
+        node_id,
+        disable_host_node_id,
+        node_meta,
+        primary_datacenter,
+        ui,
+        enable_script_checks,
+        enable_local_script_checks,
+        acl,
+        encrypt,
+        leave_on_terminate: tree.bool("leave_on_terminate"),
+        skip_leave_on_interrupt: tree.bool("skip_leave_on_interrupt"),
+        services: tree.objects("services"),
+        checks: tree.objects("checks"),
+        watches: tree.objects("watches"),
+        recursors,
+        domain,
+        config_sources,
+    };
+    config.check_server_flags()?;
+    if config.server && !config.bootstrap {
+        match config.bootstrap_expect {
+            Some(2) => warnings.push(
+                "bootstrap_expect = 2: A cluster with 2 servers will provide no failure tolerance."
+                    .to_string(),
+            ),
+            Some(n) if n > 2 && n % 2 == 0 => warnings.push(
+                "bootstrap_expect is even number: A cluster with an even number of servers does \
+                 not achieve optimum fault tolerance."
+                    .to_string(),
+            ),
+            _ => {}
+        }
+    }
+    if config.server && config.bootstrap {
+        warnings.push("bootstrap = true: do not enable unless necessary".to_string());
+    }
+    Ok(config)
+}
+
+fn ui_deprecation() -> String {
+    "config key \"ui\" is deprecated; use \"ui_config.enabled\" instead".to_string()
+}
+
+impl AgentConfig {
+    /// Builds the configuration from `agent`'s arguments (flags and the config files they name), dropping the
+    /// warnings; see [`load`].
+    pub fn from_args(args: &[String], hostname: Option<&str>) -> Result<AgentConfig, ConfigError> {
+        load(args, hostname).map(|loaded| loaded.config)
     }
 
     fn check_server_flags(&self) -> Result<(), ConfigError> {
         let conflict = |why: &str| Err(ConfigError::Conflict(why.to_string()));
         if !self.server {
-            if self.bootstrap || self.bootstrap_expect.is_some() {
-                return conflict("-bootstrap and -bootstrap-expect need -server");
+            if self.bootstrap {
+                return conflict("'bootstrap = true' requires 'server = true'");
+            }
+            if self.bootstrap_expect.is_some() {
+                return conflict("'bootstrap_expect > 0' requires 'server = true'");
             }
             return Ok(());
         }
@@ -311,13 +1395,17 @@ impl AgentConfig {
             return conflict("-server runs a persistent server: drop -dev (which has no Raft yet)");
         }
         let Some(bind) = self.bind else {
-            return conflict("a server needs -bind=<ip>: the address other servers reach it on");
+            return conflict(
+                "a server needs -bind=<ip> (bind_addr): the address other servers reach it on",
+            );
         };
         if bind.is_unspecified() {
             return conflict("-bind must be an address other servers can reach, not 0.0.0.0 or ::");
         }
         if self.bootstrap && self.bootstrap_expect.is_some() {
-            return conflict("-bootstrap and -bootstrap-expect are mutually exclusive");
+            return conflict(
+                "'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive",
+            );
         }
         let servers = self.bootstrap_servers().len();
         if servers > BOOTSTRAP_SERVERS_MAX {
@@ -338,12 +1426,12 @@ impl AgentConfig {
         Ok(())
     }
 
-    /// This server's RPC address (`-bind`:`-server-port`), when it is a server.
+    /// This server's RPC address (`bind_addr`:`ports.server`), when it is a server.
     pub fn server_addr(&self) -> Option<SocketAddr> {
         self.bind.map(|ip| SocketAddr::new(ip, self.server_port))
     }
 
-    /// The servers a bootstrap configuration names: this one and every `-retry-join` address, ascending.
+    /// The servers a bootstrap configuration names: this one and every `retry_join` address, ascending.
     pub fn bootstrap_servers(&self) -> Vec<SocketAddr> {
         let mut all: Vec<SocketAddr> = self.server_addr().into_iter().collect();
         for addr in &self.retry_join {
@@ -354,121 +1442,43 @@ impl AgentConfig {
         all.sort();
         all
     }
+
+    /// Whether SIGTERM leaves the cluster gracefully: `leave_on_terminate`, by default true for clients and
+    /// false for servers (Consul's defaults).
+    pub fn leaves_on_terminate(&self) -> bool {
+        self.leave_on_terminate.unwrap_or(!self.server)
+    }
+
+    /// Whether SIGINT skips the graceful leave: `skip_leave_on_interrupt`, by default true for servers and
+    /// false for clients.
+    pub fn skips_leave_on_interrupt(&self) -> bool {
+        self.skip_leave_on_interrupt.unwrap_or(self.server)
+    }
+
+    /// The addresses the HTTP listener binds: `addresses.http` or the client addresses (none when disabled).
+    pub fn http_addrs(&self) -> Vec<SocketAddr> {
+        listener_addrs(self.addresses_http, &self.client_addrs, self.ports.http)
+    }
+
+    /// The addresses the DNS listener binds: `addresses.dns` or the client addresses (none when disabled).
+    pub fn dns_addrs(&self) -> Vec<SocketAddr> {
+        listener_addrs(self.addresses_dns, &self.client_addrs, self.ports.dns)
+    }
+}
+
+fn listener_addrs(
+    specific: Option<IpAddr>,
+    client: &[IpAddr],
+    port: Option<u16>,
+) -> Vec<SocketAddr> {
+    let Some(port) = port else {
+        return Vec::new();
+    };
+    match specific {
+        Some(ip) => vec![SocketAddr::new(ip, port)],
+        None => client.iter().map(|ip| SocketAddr::new(*ip, port)).collect(),
+    }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn args(list: &[&str]) -> Vec<String> {
-        list.iter().map(|s| s.to_string()).collect()
-    }
-
-    #[test]
-    fn dev_needs_no_data_dir_and_defaults_the_node_to_the_hostname() {
-        let config = AgentConfig::from_args(&args(&["--dev"]), Some("host1")).expect("config");
-        assert!(config.dev);
-        assert_eq!(config.data_dir, None);
-        assert_eq!(config.node_name, "host1");
-        assert_eq!(config.log_level, LogLevel::Info);
-    }
-
-    #[test]
-    fn all_flags_in_both_forms() {
-        let config = AgentConfig::from_args(
-            &args(&[
-                "-data-dir",
-                "/var/lib/cairn",
-                "-node=n1",
-                "-log-level",
-                "DEBUG",
-            ]),
-            Some("host1"),
-        )
-        .expect("config");
-        assert!(!config.dev);
-        assert_eq!(config.data_dir, Some(PathBuf::from("/var/lib/cairn")));
-        assert_eq!(config.node_name, "n1");
-        assert_eq!(config.log_level, LogLevel::Debug);
-    }
-
-    #[test]
-    fn server_flags() {
-        let config = AgentConfig::from_args(
-            &args(&[
-                "-server",
-                "-data-dir=/d",
-                "-node=s1",
-                "-bind",
-                "127.0.0.1",
-                "-server-port=8310",
-                "-bootstrap-expect=3",
-                "-retry-join=127.0.0.2:8310",
-                "-retry-join",
-                "127.0.0.3",
-                "-raft-snapshot-threshold=64",
-                "-raft-trailing-logs=8",
-                "-datacenter=east",
-            ]),
-            Some("h"),
-        )
-        .expect("config");
-        assert!(config.server);
-        assert_eq!(config.datacenter, "east");
-        assert_eq!(
-            config.server_addr(),
-            Some("127.0.0.1:8310".parse().unwrap())
-        );
-        assert_eq!(
-            config.bootstrap_servers(),
-            [
-                "127.0.0.1:8310".parse::<SocketAddr>().unwrap(),
-                "127.0.0.2:8310".parse().unwrap(),
-                "127.0.0.3:8300".parse().unwrap()
-            ]
-        );
-        assert_eq!(config.raft_snapshot_threshold, 64);
-        assert_eq!(config.raft_trailing_logs, 8);
-        let err = |list: &[&str]| {
-            AgentConfig::from_args(&args(list), Some("h"))
-                .expect_err("rejected")
-                .to_string()
-        };
-        assert!(err(&["-server", "-data-dir=/d"]).contains("needs -bind"));
-        assert!(err(&["-server", "-data-dir=/d", "-bind=0.0.0.0"]).contains("not 0.0.0.0"));
-        assert!(err(&[
-            "-server",
-            "-data-dir=/d",
-            "-bind=127.0.0.1",
-            "-bootstrap-expect=2"
-        ])
-        .contains("list exactly the other 1 servers"));
-        assert!(err(&["-data-dir=/d", "-bootstrap"]).contains("need -server"));
-        assert!(err(&["-data-dir=/d", "-server-port=70000"]).contains("port number"));
-        assert!(err(&["-data-dir=/d", "-retry-join=nowhere"]).contains("IP or IP:PORT"));
-    }
-
-    #[test]
-    fn rejections() {
-        assert_eq!(
-            AgentConfig::from_args(&[], Some("h")),
-            Err(ConfigError::DataDirEmpty)
-        );
-        assert_eq!(
-            AgentConfig::from_args(&args(&["-data-dir="]), Some("h")),
-            Err(ConfigError::DataDirEmpty)
-        );
-        assert_eq!(
-            AgentConfig::from_args(&args(&["-dev", "-node="]), Some("h")),
-            Err(ConfigError::NodeNameEmpty)
-        );
-        assert_eq!(
-            AgentConfig::from_args(&args(&["-dev", "-log-level=loud"]), Some("h")),
-            Err(ConfigError::InvalidLogLevel("loud".to_string()))
-        );
-        assert_eq!(
-            AgentConfig::from_args(&args(&["-dev", "extra"]), Some("h")),
-            Err(ConfigError::UnexpectedArguments(args(&["extra"])))
-        );
-    }
-}
+mod tests;
