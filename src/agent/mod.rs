@@ -238,7 +238,7 @@ struct Wiring {
     core: Mutex<Option<CoreSide>>,
     shards: Mutex<Vec<Option<ShardSide>>>,
     settings: ApiSettings,
-    http_addr: Option<SocketAddr>,
+    http_addrs: Vec<SocketAddr>,
     leave_requested: Arc<AtomicBool>,
 }
 
@@ -251,11 +251,11 @@ impl Wiring {
             settings: ApiSettings {
                 node_name: config.node_name.clone(),
                 datacenter: config.datacenter.clone(),
-                session_ttl_min_ms: 10_000,    // TEMP-CONFIG
-                kv_max_value_bytes: 512 << 10, // TEMP-CONFIG
-                txn_max_req_bytes: 512 << 10,  // TEMP-CONFIG
+                session_ttl_min_ms: config.session_ttl_min_ms,
+                kv_max_value_bytes: config.kv_max_value_size_bytes,
+                txn_max_req_bytes: config.txn_max_req_len_bytes,
             },
-            http_addr: Some("127.0.0.1:8500".parse().expect("TEMP-CONFIG")),
+            http_addrs: config.http_addrs(),
             leave_requested,
         }
     }
@@ -288,7 +288,7 @@ async fn serve_http(
     wiring: &Wiring,
 ) -> Result<(), ExecutorError> {
     let side = wiring.shards.lock().get_mut(index).and_then(Option::take);
-    let (Some(side), Some(addr)) = (side, wiring.http_addr) else {
+    let Some(side) = side.filter(|_| !wiring.http_addrs.is_empty()) else {
         context.shutdown.wait().await;
         return Ok(());
     };
@@ -306,10 +306,16 @@ async fn serve_http(
         Arc::clone(&wiring.leave_requested),
         context.shutdown.clone(),
     );
-    let server = front
-        .serve(addr, &context.shutdown)
-        .map_err(|e| format!("HTTP API on {addr}: {e}"))?;
+    let mut servers = Vec::with_capacity(wiring.http_addrs.len());
+    for addr in &wiring.http_addrs {
+        let server = front
+            .serve(*addr, &context.shutdown)
+            .map_err(|e| format!("HTTP API on {addr}: {e}"))?;
+        servers.push(server);
+    }
     context.shutdown.wait().await;
-    server.close().await;
+    for server in servers {
+        server.close().await;
+    }
     Ok(())
 }

@@ -54,7 +54,7 @@ impl ServerPlan {
         let mut driver = RaftDriverOptions::new(id, data_dir, addr);
         driver.raft = Options {
             trailing_entries: config.raft_trailing_logs,
-            ..Options::consul(id, 1)
+            ..Options::consul(id, u64::from(config.raft_multiplier))
         };
         driver.datacenter = config.datacenter.clone();
         driver.snapshot_threshold = config.raft_snapshot_threshold;
@@ -78,6 +78,7 @@ impl ServerPlan {
             .clone()
             .unwrap_or_else(|| PathBuf::from("/cairn-dev"));
         let mut driver = RaftDriverOptions::new(id, data_dir, addr);
+        driver.raft = Options::consul(id, u64::from(config.raft_multiplier));
         driver.in_memory = true;
         driver.datacenter = config.datacenter.clone();
         driver.log_level = config.log_level;

@@ -1392,7 +1392,8 @@ impl AgentConfig {
             return Ok(());
         }
         if self.dev {
-            return conflict("-server runs a persistent server: drop -dev (which has no Raft yet)");
+            // -dev is an in-memory server on 127.0.0.1: -server adds nothing and needs no -bind.
+            return Ok(());
         }
         let Some(bind) = self.bind else {
             return conflict(
