@@ -2,6 +2,7 @@
 //! written to stdout and filtered by level. Write errors (a closed stdout) are ignored.
 
 use std::io::Write;
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How much the agent logs; each level includes the ones after it.
@@ -44,6 +45,25 @@ impl LogLevel {
     }
 }
 
+/// A level set at runtime (SIGHUP reload) that overrides every logger's own; `u8::MAX` when unset.
+static LEVEL_OVERRIDE: AtomicU8 = AtomicU8::new(u8::MAX);
+
+/// Makes every logger of the process use `level` from now on (a reloaded `log_level`).
+pub fn set_level_override(level: LogLevel) {
+    LEVEL_OVERRIDE.store(level as u8, Ordering::Relaxed);
+}
+
+fn level_override() -> Option<LogLevel> {
+    match LEVEL_OVERRIDE.load(Ordering::Relaxed) {
+        0 => Some(LogLevel::Trace),
+        1 => Some(LogLevel::Debug),
+        2 => Some(LogLevel::Info),
+        3 => Some(LogLevel::Warn),
+        4 => Some(LogLevel::Error),
+        _ => None,
+    }
+}
+
 /// A level-filtered logger writing to stdout.
 #[derive(Clone, Copy, Debug)]
 pub struct Logger {
@@ -58,7 +78,7 @@ impl Logger {
 
     /// Logs `message` from `component` (e.g. `agent`) at `level`.
     pub fn log(&self, level: LogLevel, component: &str, message: &str) {
-        if level < self.level {
+        if level < level_override().unwrap_or(self.level) {
             return;
         }
         let line = format!(

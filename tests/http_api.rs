@@ -504,3 +504,47 @@ fn status_operator_and_leave() {
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+#[test]
+fn pid_file_and_sighup_reload() {
+    let dir = support::test_dir("reload");
+    let pid_file = dir.join("cairn.pid");
+    let config = dir.join("agent.hcl");
+    std::fs::write(&config, "node_meta { rack = \"r1\" }\n").expect("config");
+    let a = Agent::dev(
+        "reload",
+        &[
+            &format!("-pid-file={}", pid_file.display()),
+            &format!("-config-file={}", config.display()),
+        ],
+    );
+    let pid = std::fs::read_to_string(&pid_file).expect("pid file written");
+    assert_eq!(pid.trim(), a.child.id().to_string());
+    std::fs::write(&config, "node_meta { rack = \"r2\" }\n").expect("config");
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGHUP) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !a
+        .log_text()
+        .contains("reloaded configuration; applied: node_meta")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "no reload logged:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        a.call("GET", "/v1/status/leader", b"").status,
+        200,
+        "still serving after SIGHUP"
+    );
+    unsafe { libc::kill(a.child.id() as i32, libc::SIGTERM) };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut a = a;
+    while a.child.try_wait().expect("wait").is_none() {
+        assert!(Instant::now() < deadline, "no exit after SIGTERM");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(!pid_file.exists(), "the pid file is removed at exit");
+}

@@ -575,7 +575,7 @@ fn run_executor<G, F>(
 /// Something the main thread should react to while the topology runs.
 #[derive(Debug)]
 pub enum RuntimeEvent {
-    /// SIGINT or SIGTERM arrived (after [`RunningTopology::watch_signals`]).
+    /// SIGINT, SIGTERM or SIGHUP arrived (after [`RunningTopology::watch_signals`]).
     Signal(ShutdownSignal),
     /// An executor's main future returned (`Ok`) or failed; either way it no longer runs.
     ExecutorExited {
@@ -663,6 +663,7 @@ impl RunningTopology {
             let remaining = deadline.saturating_duration_since(Instant::now());
             match self.rx.recv_timeout(remaining) {
                 Ok(Event::Ready(_)) => {}
+                Ok(Event::Signal(ShutdownSignal::Hangup)) => {}
                 Ok(Event::Signal(signal)) => {
                     return Err(RuntimeError::ShutdownInterrupted(signal));
                 }

@@ -12,13 +12,14 @@ pub mod shard;
 pub mod state_machine;
 
 use crate::config::AgentConfig;
-use crate::logging::Logger;
+use crate::logging::{set_level_override, LogLevel, Logger};
 use crate::ui;
 use bridge::{bridge, CoreSide, ShardSide};
 use cairn_io::runtime::{
-    format_bytes, ExecutorContext, ExecutorError, ExecutorRole, RuntimeError, RuntimeEvent,
-    ShutdownSignals, Topology, TopologyOptions,
+    format_bytes, ExecutorContext, ExecutorError, ExecutorRole, RunningTopology, RuntimeError,
+    RuntimeEvent, ShutdownSignal, ShutdownSignals, Topology, TopologyOptions,
 };
+
 use futures_lite::future::or;
 use http::{ApiSettings, FrontEnd};
 use parking_lot::Mutex;
@@ -79,7 +80,11 @@ impl From<RuntimeError> for AgentError {
 ///
 /// Must run on the main thread before any other thread exists: it blocks SIGINT/SIGTERM first so
 /// every thread it starts inherits the mask.
-pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
+pub fn run(
+    config: &AgentConfig,
+    args: &[String],
+    hostname: Option<&str>,
+) -> Result<(), AgentError> {
     let signals = ShutdownSignals::block()?;
     let logger = Logger::new(config.log_level);
     if let (false, Some(path)) = (config.dev, &config.data_dir) {
@@ -114,8 +119,10 @@ pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
             ),
         );
     }
-    let mut running =
-        topology.start(move |context| executor_main(context, plan.clone(), Arc::clone(&wiring)))?;
+    write_pid_file(config, &logger);
+    let running = topology
+        .start(move |context| executor_main(context, plan.clone(), Arc::clone(&wiring)))
+        .inspect_err(|_| remove_pid_file(config))?;
     running.watch_signals(signals)?;
     for plan in topology.executors() {
         let cpu = plan.cpu.map_or("any".to_string(), |cpu| cpu.to_string());
@@ -138,45 +145,115 @@ pub fn run(config: &AgentConfig) -> Result<(), AgentError> {
     );
     ui::output("==> Cairn agent running!");
 
-    let event = running.next_event().map_err(AgentError::Stopped)?;
-    match event {
-        RuntimeEvent::Signal(signal) => {
-            ui::output(&format!("==> Caught signal: {}", signal.name()));
-            ui::output("==> Gracefully shutting down agent...");
-            logger.info("agent", "Requesting shutdown");
-            running
-                .shutdown(SHUTDOWN_TIMEOUT_MS)
-                .map_err(AgentError::Stopped)?;
-            logger.info("agent", "shutdown complete");
-            ui::output("==> Graceful shutdown complete");
-            Ok(())
-        }
-        RuntimeEvent::ExecutorExited { result: Ok(()), .. }
-            if leave_requested.load(Ordering::Acquire) =>
-        {
-            ui::output(
-                "==> Leave requested through the HTTP API: gracefully shutting down agent...",
+    let result = run_until_stopped(running, config, args, hostname, &leave_requested, &logger);
+    remove_pid_file(config);
+    result
+}
+
+fn remove_pid_file(config: &AgentConfig) {
+    if let Some(path) = &config.pid_file {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Writes `-pid-file` (the process id and a newline), if asked; a failure is logged, as Consul does.
+fn write_pid_file(config: &AgentConfig, logger: &Logger) {
+    if let Some(path) = &config.pid_file {
+        if let Err(e) = std::fs::write(path, format!("{}\n", std::process::id())) {
+            logger.error(
+                "agent",
+                &format!("could not write pid file {}: {e}", path.display()),
             );
-            running
-                .shutdown(SHUTDOWN_TIMEOUT_MS)
-                .map_err(AgentError::Stopped)?;
-            ui::output("==> Graceful shutdown complete");
-            Ok(())
         }
-        RuntimeEvent::ExecutorExited { name, result } => {
-            // No executor stops on its own before shutdown: treat any exit as a failure.
-            let error = match result {
-                Err(error) => error,
-                Ok(()) => RuntimeError::ExecutorFailed {
-                    name,
-                    message: "stopped before shutdown was requested".to_string(),
-                },
-            };
-            logger.error("agent", &error.to_string());
-            if let Err(stop_error) = running.shutdown(SHUTDOWN_TIMEOUT_MS) {
-                logger.error("agent", &stop_error.to_string());
+    }
+}
+
+/// Waits for the end: a shutdown signal, a leave through the API, or an executor failing. SIGHUP reloads
+/// what can be reloaded and keeps running.
+fn run_until_stopped(
+    mut running: RunningTopology,
+    config: &AgentConfig,
+    args: &[String],
+    hostname: Option<&str>,
+    leave_requested: &AtomicBool,
+    logger: &Logger,
+) -> Result<(), AgentError> {
+    let mut current = config.clone();
+    loop {
+        let event = running.next_event().map_err(AgentError::Stopped)?;
+        match event {
+            RuntimeEvent::Signal(ShutdownSignal::Hangup) => {
+                ui::output("==> Caught signal: hangup");
+                current = reload(&current, args, hostname, logger);
             }
-            Err(AgentError::Stopped(error))
+            RuntimeEvent::Signal(signal) => {
+                ui::output(&format!("==> Caught signal: {}", signal.name()));
+                ui::output("==> Gracefully shutting down agent...");
+                logger.info("agent", "Requesting shutdown");
+                running
+                    .shutdown(SHUTDOWN_TIMEOUT_MS)
+                    .map_err(AgentError::Stopped)?;
+                logger.info("agent", "shutdown complete");
+                ui::output("==> Graceful shutdown complete");
+                return Ok(());
+            }
+            RuntimeEvent::ExecutorExited { result: Ok(()), .. }
+                if leave_requested.load(Ordering::Acquire) =>
+            {
+                ui::output(
+                    "==> Leave requested through the HTTP API: gracefully shutting down agent...",
+                );
+                running
+                    .shutdown(SHUTDOWN_TIMEOUT_MS)
+                    .map_err(AgentError::Stopped)?;
+                ui::output("==> Graceful shutdown complete");
+                return Ok(());
+            }
+            RuntimeEvent::ExecutorExited { name, result } => {
+                // No executor stops on its own before shutdown: treat any exit as a failure.
+                let error = match result {
+                    Err(error) => error,
+                    Ok(()) => RuntimeError::ExecutorFailed {
+                        name,
+                        message: "stopped before shutdown was requested".to_string(),
+                    },
+                };
+                logger.error("agent", &error.to_string());
+                if let Err(stop_error) = running.shutdown(SHUTDOWN_TIMEOUT_MS) {
+                    logger.error("agent", &stop_error.to_string());
+                }
+                return Err(AgentError::Stopped(error));
+            }
+        }
+    }
+}
+
+/// Re-reads the configuration sources and applies what can change while running (the log level now;
+/// the rest is reported as needing a restart). A bad configuration keeps the running one.
+fn reload(
+    current: &AgentConfig,
+    args: &[String],
+    hostname: Option<&str>,
+    logger: &Logger,
+) -> AgentConfig {
+    match crate::config::reload(args, hostname, current) {
+        Ok(reloaded) => {
+            for warning in &reloaded.warnings {
+                logger.log(LogLevel::Warn, "agent", warning);
+            }
+            set_level_override(reloaded.config.log_level);
+            logger.info(
+                "agent",
+                &format!(
+                    "reloaded configuration; applied: {}",
+                    reloaded.applied.join(", ")
+                ),
+            );
+            reloaded.config
+        }
+        Err(e) => {
+            logger.error("agent", &format!("failed to reload configuration: {e}"));
+            current.clone()
         }
     }
 }

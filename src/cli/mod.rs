@@ -131,7 +131,7 @@ fn agent_command(program: &str, args: &[String]) -> i32 {
             return 1;
         }
     };
-    match agent::run(&config) {
+    match agent::run(&config, args, hostname().as_deref()) {
         Ok(()) => 0,
         Err(error) if error.during_startup() => {
             ui::error(&format!("==> Error starting agent: {error}"));

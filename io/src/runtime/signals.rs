@@ -12,6 +12,8 @@ pub enum ShutdownSignal {
     Interrupt,
     /// SIGTERM (`kill`, systemd, container runtimes).
     Terminate,
+    /// SIGHUP: reload the configuration (stops nothing).
+    Hangup,
 }
 
 impl ShutdownSignal {
@@ -21,6 +23,7 @@ impl ShutdownSignal {
         match self {
             ShutdownSignal::Interrupt => "interrupt",
             ShutdownSignal::Terminate => "terminated",
+            ShutdownSignal::Hangup => "hangup",
         }
     }
 
@@ -29,6 +32,7 @@ impl ShutdownSignal {
         match self {
             ShutdownSignal::Interrupt => libc::SIGINT,
             ShutdownSignal::Terminate => libc::SIGTERM,
+            ShutdownSignal::Hangup => libc::SIGHUP,
         }
     }
 
@@ -36,6 +40,7 @@ impl ShutdownSignal {
         match number {
             libc::SIGINT => Some(ShutdownSignal::Interrupt),
             libc::SIGTERM => Some(ShutdownSignal::Terminate),
+            libc::SIGHUP => Some(ShutdownSignal::Hangup),
             _ => None,
         }
     }
@@ -65,6 +70,9 @@ impl ShutdownSignals {
             }
             if rc == 0 {
                 rc = libc::sigaddset(&mut set, libc::SIGTERM);
+            }
+            if rc == 0 {
+                rc = libc::sigaddset(&mut set, libc::SIGHUP);
             }
             rc
         };
