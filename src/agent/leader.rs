@@ -98,3 +98,48 @@ pub fn expired_sessions(
         .map(|(id, _)| id)
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsm::{Behavior, Fsm, SessionSpec};
+
+    fn session(id: &str, ttl_ms: u64) -> Command {
+        Command::SessionCreate {
+            now_ms: 1_000,
+            spec: SessionSpec {
+                id: id.to_string(),
+                name: String::new(),
+                node: "n".to_string(),
+                node_checks: Vec::new(),
+                service_checks: Vec::new(),
+                lock_delay_ms: 0,
+                behavior: Behavior::Release,
+                ttl_ms,
+                ttl: format!("{ttl_ms}ms"),
+            },
+        }
+    }
+
+    #[test]
+    fn sessions_expire_after_their_deadline_and_a_new_leaders_grace_period() {
+        let mut fsm = Fsm::new();
+        fsm.apply(1, &session("a", 10_000));
+        fsm.apply(2, &session("b", 20_000));
+        fsm.apply(3, &session("none", 0));
+        let state = fsm.state();
+        // Deadlines: a at 1 000 + 2 x 10 000, b at 1 000 + 2 x 20 000; "none" never expires.
+        assert!(expired_sessions(&state, 0, 20_999).is_empty());
+        assert_eq!(expired_sessions(&state, 0, 21_000), vec!["a".to_string()]);
+        assert_eq!(
+            expired_sessions(&state, 0, 41_000),
+            vec!["a".to_string(), "b".to_string()]
+        );
+        // A leader since 30 000 grants a full 2 x TTL first.
+        assert!(expired_sessions(&state, 30_000, 49_999).is_empty());
+        assert_eq!(
+            expired_sessions(&state, 30_000, 50_000),
+            vec!["a".to_string()]
+        );
+    }
+}
