@@ -36,7 +36,9 @@ const FAILOVER_BOUND: Duration = Duration::from_secs(3);
 /// How long a server has to catch up (apply everything, or install a snapshot).
 const CATCH_UP: Duration = Duration::from_secs(30);
 /// How long a lone survivor has to notice it has no leader.
-const NO_LEADER_BOUND: Duration = Duration::from_secs(15);
+const NO_LEADER_BOUND: Duration = Duration::from_secs(30);
+/// A client timeout above the RPC hold timeout (7 s) a server waits for a leader before answering.
+const HOLD_CALL: Duration = Duration::from_secs(10);
 const SNAPSHOT_THRESHOLD: usize = 64;
 const TRAILING_LOGS: usize = 16;
 const WRITERS: usize = 4;
@@ -208,7 +210,18 @@ impl Cluster {
     }
 
     fn send(&self, i: usize, method: &str, target: &str, body: &[u8]) -> Result<Resp, String> {
-        request(self.http(i), method, target, body, CALL)
+        self.send_within(i, method, target, body, CALL)
+    }
+
+    fn send_within(
+        &self,
+        i: usize,
+        method: &str,
+        target: &str,
+        body: &[u8],
+        timeout: Duration,
+    ) -> Result<Resp, String> {
+        request(self.http(i), method, target, body, timeout)
             .map_err(|e| format!("{method} {target} on s{}: {e}", i + 1))
     }
 
@@ -733,9 +746,19 @@ fn follower_writes_consistent_reads_headers_and_no_cluster_leader() {
         NO_LEADER_BOUND,
         "500 No cluster leader on the survivor",
         |c| {
-            let get = c.send(a, "GET", "/v1/kv/x", b"")?;
-            let put = c.send(a, "PUT", "/v1/kv/x", b"v")?;
-            let consistent = c.send(a, "GET", "/v1/kv/x?consistent", b"")?;
+            // The three at once: each may be held for Consul's RPC hold timeout (7 s) first.
+            let (get, put, consistent) = std::thread::scope(|scope| {
+                let get = scope.spawn(|| c.send_within(a, "GET", "/v1/kv/x", b"", HOLD_CALL));
+                let put = scope.spawn(|| c.send_within(a, "PUT", "/v1/kv/x", b"v", HOLD_CALL));
+                let consistent =
+                    scope.spawn(|| c.send_within(a, "GET", "/v1/kv/x?consistent", b"", HOLD_CALL));
+                (
+                    get.join().expect("get"),
+                    put.join().expect("put"),
+                    consistent.join().expect("consistent"),
+                )
+            });
+            let (get, put, consistent) = (get?, put?, consistent?);
             let no_leader = |r: &Resp| r.status == 500 && r.text().trim() == "No cluster leader";
             if no_leader(&get) && no_leader(&put) && no_leader(&consistent) {
                 Ok(())

@@ -32,6 +32,11 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub const OTHER_BODY_BYTES_MAX: usize = 1 << 20;
 /// How long a read waits for the local state to apply the read index it was given.
 pub const APPLY_WAIT_MS_MAX: u64 = 10_000;
+/// How long a request keeps retrying while there is no leader or leadership moves (Consul's
+/// `RPCHoldTimeout`); then it fails, with `No cluster leader` when none is known.
+pub const RPC_HOLD_TIMEOUT_MS: u64 = 7_000;
+/// The pause between those retries.
+pub const RPC_RETRY_PAUSE_MS: u64 = 50;
 
 /// What the front end needs to know about the agent.
 #[derive(Clone, Debug)]
@@ -235,7 +240,12 @@ impl FrontEnd {
             Consistency::Consistent => rpc::Consistency::Consistent,
             _ => rpc::Consistency::Default,
         };
-        let index = self.link.read_index(wire).await?;
+        let index = self
+            .hold(
+                |e| e.code != ErrorCode::Overloaded,
+                || self.link.read_index(wire),
+            )
+            .await?;
         if self.link.wait_applied(index, APPLY_WAIT_MS_MAX).await {
             Ok(())
         } else {
@@ -272,8 +282,33 @@ impl FrontEnd {
         ));
     }
 
+    /// Runs `attempt` again while it fails with an error `retry` accepts, for at most
+    /// [`RPC_HOLD_TIMEOUT_MS`]: an election in progress delays a request rather than failing it.
+    async fn hold<T, F, Fut>(
+        &self,
+        retry: impl Fn(&ErrorReply) -> bool,
+        attempt: F,
+    ) -> Result<T, ErrorReply>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<T, ErrorReply>>,
+    {
+        let deadline_ms = self.link.shared().now_ms() + RPC_HOLD_TIMEOUT_MS;
+        loop {
+            match attempt().await {
+                Err(e) if retry(&e) && self.link.shared().now_ms() < deadline_ms => {
+                    glommio::timer::sleep(Duration::from_millis(RPC_RETRY_PAUSE_MS)).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
     async fn write(&self, plan: &WritePlan) -> ApiResponse {
-        match self.link.apply(encode_command(&plan.command)).await {
+        let command = encode_command(&plan.command);
+        // Only errors that say the command never reached Raft are retried: a write is not applied twice.
+        let safe = |e: &ErrorReply| matches!(e.code, ErrorCode::NotLeader | ErrorCode::Rejected);
+        match self.hold(safe, || self.link.apply(command.clone())).await {
             Ok((_, result)) => match decode_outcome(&result) {
                 Ok(outcome) => api::render_outcome(&plan.render, outcome, plan.pretty),
                 Err(e) => ApiResponse::text(500, format!("undecodable outcome: {e}")),

@@ -819,6 +819,7 @@ impl Inner {
     }
 
     fn leader_changed(&mut self, term: Term, leader: Option<ServerId>) {
+        self.fail_forwarded("leadership changed while the request was forwarded to the old leader");
         let text = match leader {
             Some(id) if id == self.id => format!("entering leader state: term {term}"),
             Some(id) => {

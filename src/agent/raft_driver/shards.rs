@@ -184,6 +184,19 @@ impl Inner {
         }
     }
 
+    /// Fails every forwarded request: the leader they went to is no longer the leader (the outcome of a
+    /// forwarded write is unknown; reads may be retried).
+    pub(super) fn fail_forwarded(&mut self, why: &str) {
+        for (_, (responder, _)) in std::mem::take(&mut self.forwarded) {
+            let error = ErrorReply {
+                code: ErrorCode::Unknown,
+                leader: None,
+                message: why.to_string(),
+            };
+            self.respond(responder, Err(error));
+        }
+    }
+
     fn expire_forwarded(&mut self) {
         let now = self.now_ms();
         if !self
@@ -201,7 +214,7 @@ impl Inner {
             let error = ErrorReply {
                 code: ErrorCode::Unknown,
                 leader: self.leader_hint(),
-                message: "rpc error: timed out waiting for the leader's reply".to_string(),
+                message: "timed out waiting for the leader's reply".to_string(),
             };
             self.respond(responder, Err(error));
         }
