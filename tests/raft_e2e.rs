@@ -136,6 +136,7 @@ impl Cluster {
             format!("-bootstrap-expect={SERVERS}"),
             format!("-raft-snapshot-threshold={SNAPSHOT_THRESHOLD}"),
             format!("-raft-trailing-logs={TRAILING_LOGS}"),
+            "-hcl=session_ttl_min = \"1s\"".to_string(),
         ];
         for j in (0..SERVERS).filter(|&j| j != i) {
             args.push(format!("-retry-join={}", self.server_address(j)));
@@ -570,6 +571,21 @@ fn kill_the_leader_lose_nothing_acknowledged_and_catch_up_by_snapshot() {
     );
     let acked_before_kill: BTreeSet<String> =
         load.acked.lock().expect("acked").keys().cloned().collect();
+    // Sessions across the failover: `kept` is renewed all along and must survive with its lock;
+    // `dropped` is never renewed and the new leader must invalidate it.
+    let kept = create_session(&cluster, leader, r#"{"TTL": "3s", "LockDelay": "0s"}"#);
+    let dropped = create_session(&cluster, leader, r#"{"TTL": "1s", "LockDelay": "0s"}"#);
+    let r = cluster.call(
+        leader,
+        "PUT",
+        &format!("/v1/kv/lock/kept?acquire={kept}"),
+        b"x",
+    );
+    assert_eq!(r.text(), "true", "{r:?}");
+    let renewer = Renewer::start(
+        (0..SERVERS).map(|i| cluster.http(i)).collect(),
+        kept.clone(),
+    );
 
     cluster.kill(leader);
     let killed_at = Instant::now();
@@ -597,6 +613,29 @@ fn kill_the_leader_lose_nothing_acknowledged_and_catch_up_by_snapshot() {
         "after the kill",
     );
     let acked = load.finish();
+    let survivor = cluster.running()[0];
+    cluster.poll(
+        Duration::from_secs(20),
+        "the new leader invalidates a session",
+        |c| {
+            let r = c.send(
+                survivor,
+                "GET",
+                &format!("/v1/session/info/{dropped}?consistent"),
+                b"",
+            )?;
+            (r.status == 200 && r.text() == "[]")
+                .then_some(())
+                .ok_or_else(|| format!("{r:?}"))
+        },
+    );
+    let r = cluster.call(survivor, "GET", "/v1/kv/lock/kept?consistent", b"");
+    assert_eq!(
+        r.json()[0]["Session"],
+        kept.as_str(),
+        "the renewed session kept its lock: {r:?}"
+    );
+    assert_eq!(renewer.finish(), 0, "every renew found the session");
 
     // Every acknowledged write is readable with ?consistent through each survivor, and is in each
     // survivor's own state once it has applied everything.
@@ -789,4 +828,59 @@ fn follower_writes_consistent_reads_headers_and_no_cluster_leader() {
         "",
         "no leader to name"
     );
+}
+
+fn create_session(cluster: &Cluster, i: usize, body: &str) -> String {
+    let r = cluster.call(i, "PUT", "/v1/session/create", body.as_bytes());
+    assert_eq!(r.status, 200, "session create: {r:?}");
+    r.json()["ID"].as_str().expect("ID").to_string()
+}
+
+/// Renews a session every 300 ms through whichever server answers, until finished.
+struct Renewer {
+    stop: Arc<AtomicBool>,
+    thread: Option<std::thread::JoinHandle<u64>>,
+}
+
+impl Renewer {
+    fn start(servers: Vec<SocketAddr>, id: String) -> Renewer {
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopping = Arc::clone(&stop);
+        let thread = std::thread::spawn(move || {
+            let mut not_found = 0;
+            let mut next = 0;
+            while !stopping.load(Ordering::Relaxed) {
+                let target = format!("/v1/session/renew/{id}");
+                for _ in 0..servers.len() {
+                    next = (next + 1) % servers.len();
+                    match request(servers[next], "PUT", &target, b"", CALL) {
+                        Ok(r) if r.status == 200 => break,
+                        Ok(r) if r.status == 404 => {
+                            not_found += 1;
+                            break;
+                        }
+                        _ => {}
+                    }
+                }
+                std::thread::sleep(Duration::from_millis(300));
+            }
+            not_found
+        });
+        Renewer {
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// Stops renewing; returns how many renews answered 404 (the session was gone).
+    fn finish(mut self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.take().map_or(0, |t| t.join().expect("renewer"))
+    }
+}
+
+impl Drop for Renewer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
 }
