@@ -173,7 +173,8 @@ impl PendingOps {
     }
 }
 
-/// A batch of operations run together off the executor thread.
+/// A batch of operations run together: on the executor thread when small ([`Job::is_small`]), else on
+/// glommio's blocking pool.
 pub struct Job {
     ops: Vec<Op>,
     /// The last entry the job appends that no later operation of the job removes: report it as persisted.
@@ -188,6 +189,15 @@ impl Job {
     /// The operations, for tests and logging.
     pub fn op_count(&self) -> usize {
         self.ops.len()
+    }
+
+    /// True when the job writes no snapshot: a few small writes and one `fdatasync`, short enough to run
+    /// on the executor thread (a snapshot write may take long and goes to the blocking pool).
+    pub fn is_small(&self) -> bool {
+        !self
+            .ops
+            .iter()
+            .any(|op| matches!(op, Op::TakeSnapshot { .. } | Op::Install { .. }))
     }
 }
 
