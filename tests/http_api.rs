@@ -548,3 +548,76 @@ fn pid_file_and_sighup_reload() {
     }
     assert!(!pid_file.exists(), "the pid file is removed at exit");
 }
+
+fn rss_kib(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS")
+}
+
+#[test]
+fn thousands_of_blocking_queries_wake_only_on_their_key() {
+    use std::io::{Read, Write};
+    const WAITERS: usize = 2000;
+    let a = Agent::dev("many", &[]);
+    assert_eq!(a.call("PUT", "/v1/kv/hot", b"v1").text(), "true");
+    assert_eq!(a.call("PUT", "/v1/kv/cold", b"v1").text(), "true");
+    let hot = a.call("GET", "/v1/kv/hot", b"").index();
+    let cold = a.call("GET", "/v1/kv/cold", b"").index();
+    let before_kib = rss_kib(a.child.id());
+    let mut waiters = Vec::with_capacity(WAITERS);
+    for i in 0..WAITERS {
+        let (key, index) = if i % 2 == 0 {
+            ("hot", hot)
+        } else {
+            ("cold", cold)
+        };
+        let mut stream = std::net::TcpStream::connect(a.http).expect("connect");
+        let request = format!(
+            "GET /v1/kv/{key}?index={index}&wait=60s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+        );
+        stream.write_all(request.as_bytes()).expect("send");
+        waiters.push((key, stream));
+    }
+    // Every waiter is registered once the agent answers a request sent after them.
+    assert_eq!(a.call("GET", "/v1/kv/hot", b"").index(), hot);
+    std::thread::sleep(Duration::from_millis(500));
+    let grown_kib = rss_kib(a.child.id()).saturating_sub(before_kib);
+    eprintln!("{WAITERS} blocking queries: agent RSS grew by {grown_kib} KiB");
+    assert!(
+        grown_kib < 100 * 1024,
+        "{WAITERS} blocking queries took {grown_kib} KiB"
+    );
+
+    assert_eq!(a.call("PUT", "/v1/kv/hot", b"v2").text(), "true");
+    let mut woken = 0;
+    for (key, stream) in &mut waiters {
+        if *key != "hot" {
+            continue;
+        }
+        stream
+            .set_read_timeout(Some(Duration::from_secs(20)))
+            .expect("timeout");
+        let mut response = Vec::new();
+        stream.read_to_end(&mut response).expect("response");
+        let text = String::from_utf8_lossy(&response);
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
+        assert!(text.contains("djI="), "the new value: {text}");
+        woken += 1;
+    }
+    assert_eq!(woken, WAITERS / 2);
+    for (key, stream) in &mut waiters {
+        if *key == "cold" {
+            stream.set_nonblocking(true).expect("nonblocking");
+            let mut byte = [0u8; 1];
+            let still_waiting = matches!(
+                stream.read(&mut byte),
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock
+            );
+            assert!(still_waiting, "a query on another key answered");
+        }
+    }
+}

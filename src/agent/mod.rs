@@ -87,6 +87,7 @@ pub fn run(
 ) -> Result<(), AgentError> {
     let signals = ShutdownSignals::block()?;
     let logger = Logger::new(config.log_level);
+    raise_open_files_limit(&logger);
     if let (false, Some(path)) = (config.dev, &config.data_dir) {
         std::fs::create_dir_all(path).map_err(|source| AgentError::DataDir {
             path: path.clone(),
@@ -153,6 +154,31 @@ pub fn run(
 fn remove_pid_file(config: &AgentConfig) {
     if let Some(path) = &config.pid_file {
         let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Raises the soft limit on open files to the hard limit, as Go programs (Consul) do at startup: every
+/// HTTP connection, blocking queries included, holds a descriptor.
+fn raise_open_files_limit(logger: &Logger) {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit only read and write the struct handed in.
+    let raised = unsafe {
+        libc::getrlimit(libc::RLIMIT_NOFILE, &mut limit) == 0
+            && limit.rlim_cur < limit.rlim_max
+            && {
+                let before = limit.rlim_cur;
+                limit.rlim_cur = limit.rlim_max;
+                libc::setrlimit(libc::RLIMIT_NOFILE, &limit) == 0 && before != limit.rlim_cur
+            }
+    };
+    if raised {
+        logger.debug(
+            "agent",
+            &format!("raised the open files limit to {}", limit.rlim_cur),
+        );
     }
 }
 
