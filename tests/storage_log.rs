@@ -91,28 +91,49 @@ fn bit_flips_in_sealed_segments_are_startup_errors_naming_file_and_offset() {
 }
 
 #[test]
-fn bit_flip_in_the_last_frame_is_truncated_as_a_torn_tail() {
+fn bit_flip_in_the_last_frame_is_dropped_as_a_torn_tail_keeping_the_reserved_space() {
     for seed in seeds("TAILFLIP", 100) {
         let (disk, log) = filled_log(60);
         let last = segment_paths(&disk).pop().unwrap();
         let bytes = disk.file_bytes(&last).unwrap();
+        let first = SegmentHeader::decode(&bytes).unwrap().first_index;
+        let end = scan_segment(&bytes, first).end;
         let frame_len = (24 + payload(60).len()) as u64;
-        let frame_start = bytes.len() as u64 - frame_len;
+        let frame_start = end - frame_len;
         let mut rng = Rng::new(seed);
         let offset = frame_start + rng.below(frame_len);
         drop(log);
         assert!(disk.flip_bit(&last, offset, rng.below(8) as u8));
-        let (log, recovery) = Log::open(disk.clone(), dir(), SMALL).unwrap();
+        let flipped = disk.file_bytes(&last).unwrap();
+        let non_zero_end = flipped.iter().rposition(|&b| b != 0).unwrap() as u64 + 1;
+        let (mut log, recovery) = Log::open(disk.clone(), dir(), SMALL).unwrap();
         assert_eq!(log.last_index(), 59, "TAILFLIP_SEED={seed}");
         let torn = recovery.torn_tail.expect("a torn tail is reported");
-        assert_eq!((torn.offset, torn.bytes_dropped), (frame_start, frame_len));
         assert_eq!(
-            disk.file_bytes(&last).unwrap().len() as u64,
-            frame_start,
-            "the file is cut"
+            (torn.offset, torn.bytes_dropped),
+            (frame_start, non_zero_end - frame_start)
+        );
+        let after = disk.file_bytes(&last).unwrap();
+        assert_eq!(after.len(), bytes.len(), "the reserved space is kept");
+        assert_eq!(after[..frame_start as usize], bytes[..frame_start as usize]);
+        assert!(
+            after[frame_start as usize..].iter().all(|&b| b == 0),
+            "TAILFLIP_SEED={seed}: the torn bytes are gone"
         );
         let entries = log.read(1, 60, u64::MAX).unwrap();
         assert!(entries.iter().all(|e| e.payload == payload(e.index)));
+        // The next append goes where the log ends, and a reopen finds it there.
+        let p = b"re-appended".to_vec();
+        log.append(&[EntryRef {
+            index: 60,
+            term: 99,
+            payload: &p,
+        }])
+        .unwrap();
+        drop(log);
+        let log = reopen(&disk.crash_losing_unsynced()).unwrap();
+        assert_eq!(log.last_index(), 60);
+        assert_eq!(log.read(60, 61, u64::MAX).unwrap()[0].payload, p);
     }
 }
 
@@ -180,6 +201,71 @@ fn real_files_name_the_path_and_offset_of_damage() {
 }
 
 #[test]
+fn real_segments_are_reserved_ahead_sealed_exact_and_reopened_at_their_end() {
+    let tmp = TempDir::new("reserve");
+    let seg_files = || {
+        let mut paths: Vec<PathBuf> = std::fs::read_dir(&tmp.0)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .collect();
+        paths.sort();
+        paths
+    };
+    let mut next = 1u64;
+    for round in 0..4 {
+        let (mut log, recovery) = Log::open(FileDisk, &tmp.0, SMALL).unwrap();
+        assert!(recovery.torn_tail.is_none(), "round {round}");
+        assert_eq!(log.last_index(), next - 1, "round {round}");
+        if round == 0 {
+            let paths = seg_files();
+            assert_eq!(paths.len(), 1);
+            assert_eq!(
+                std::fs::metadata(&paths[0]).unwrap().len(),
+                1024,
+                "reserved at creation"
+            );
+        }
+        for _ in 0..7 {
+            let p = payload(next);
+            log.append(&[EntryRef {
+                index: next,
+                term: 1,
+                payload: &p,
+            }])
+            .unwrap();
+            next += 1;
+        }
+        drop(log);
+        let paths = seg_files();
+        for (i, path) in paths.iter().enumerate() {
+            let bytes = std::fs::read(path).unwrap();
+            let first = SegmentHeader::decode(&bytes).unwrap().first_index;
+            let scan = scan_segment(&bytes, first);
+            assert!(scan.damage.is_none(), "{}", path.display());
+            if i + 1 < paths.len() {
+                assert_eq!(
+                    scan.reserved,
+                    0,
+                    "sealed {} ends at its frames",
+                    path.display()
+                );
+            } else {
+                assert_eq!(
+                    bytes.len() % 1024,
+                    0,
+                    "the last segment is reserved in whole units"
+                );
+            }
+        }
+    }
+    let (log, _) = Log::open(FileDisk, &tmp.0, SMALL).unwrap();
+    assert!(log.segment_count() > 1);
+    let all = log.read(1, next, u64::MAX).unwrap();
+    assert_eq!(all.len() as u64, next - 1);
+    assert!(all.iter().all(|e| e.payload == payload(e.index)));
+}
+
+#[test]
 fn append_is_one_write_and_one_sync_per_batch_and_segments_roll() {
     let disk = MemDisk::new();
     let (mut log, _) = Log::open(disk.clone(), dir(), SMALL).unwrap();
@@ -197,6 +283,12 @@ fn append_is_one_write_and_one_sync_per_batch_and_segments_roll() {
     assert_eq!(after.writes - before.writes, 1);
     assert_eq!(after.file_syncs - before.file_syncs, 1);
     assert_eq!(after.dir_syncs, before.dir_syncs);
+    // 32 + 8 x 124 = 1024 bytes: the batch fills the reserved space exactly, so nothing was allocated.
+    assert_eq!(after.allocates, before.allocates);
+    assert_eq!(
+        disk.file_bytes(&segment_paths(&disk)[0]).unwrap().len(),
+        1024
+    );
     // The segment is now over 1 KiB: the next append starts a new segment first.
     let e = EntryRef {
         index: 9,
@@ -477,4 +569,34 @@ fn end_at_cuts_a_suffix_or_restarts_after_a_snapshot_index() {
     drop(log);
     let log = reopen(&disk.crash_losing_unsynced()).unwrap();
     assert_eq!((log.first_index(), log.last_index()), (41, 40));
+}
+
+#[test]
+fn a_last_segment_with_a_bad_header_and_only_zeros_after_it_is_removed() {
+    use cairn_storage::segment::segment_file_name;
+    use cairn_storage::DiskFile;
+    for (tail, removed) in [(0u8, true), (1, false)] {
+        let (disk, log) = filled_log(30);
+        drop(log);
+        // A last segment whose header is damaged, followed by reserved space: zeros (held no frame), or not.
+        let path = dir().join(segment_file_name(31));
+        let mut file = disk.create_file(&path).unwrap();
+        let mut bytes = vec![0u8; 1024];
+        bytes[..8].copy_from_slice(b"CRNLOG01");
+        bytes[500] = tail;
+        file.write_all_at(&bytes, 0).unwrap();
+        file.sync_data().unwrap();
+        disk.sync_dir(dir()).unwrap();
+        match Log::open(disk.clone(), dir(), SMALL) {
+            Ok((log, recovery)) => {
+                assert!(removed, "a segment holding non-zero bytes was removed");
+                assert_eq!(recovery.removed, vec![path]);
+                assert_eq!(log.last_index(), 30);
+            }
+            Err(e) => {
+                assert!(!removed, "{e}");
+                assert!(e.is_corruption(), "{e}");
+            }
+        }
+    }
 }

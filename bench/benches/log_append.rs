@@ -1,14 +1,19 @@
 //! `log_append`: group-commit appends to cairn's segmented log (`Log<FileDisk>`: one write and one fdatasync per
-//! batch) beside the physical floor, a bare `write` + `fdatasync` of the same bytes to a plain file, measured in
-//! the same run with the two interleaved iteration by iteration so that drift hits both alike.
+//! batch, into space the segment reserved ahead) beside two physical floors, bare `write` + `fdatasync` of the
+//! same bytes to a plain file:
+//! - *grow*: appended at the end of a growing file, so every fdatasync also commits a new file size (what the
+//!   log paid before it reserved space);
+//! - *resv*: written inside space reserved first with `fallocate` (64 MiB, the same `DiskFile::allocate` the log
+//!   uses), so the fdatasync changes no metadata: the floor for the log as it is now.
 //!
+//! The three are measured in the same run, interleaved iteration by iteration so that drift hits them alike.
 //! Cases: batches of 1, 16 and 256 entries of 128 B and of 4 KiB payload. Criterion reports throughput in
-//! entries/s for each; then a summary table prints p50/p99 latency per batch, entries/s, and the log/floor
-//! ratios. Run: `cargo bench -p cairn-bench --bench log_append` (about two minutes).
+//! entries/s for each; then a summary table prints p50/p99 latency per batch, entries/s, and the log/floor p50
+//! ratios. Run: `cargo bench -p cairn-bench --bench log_append` (a few minutes).
 
 use cairn_bench::{is_bench_run, latency, us, ScratchDir};
 use cairn_storage::frame::FRAME_HEADER_BYTES;
-use cairn_storage::{EntryRef, FileDisk, Log, LogOptions};
+use cairn_storage::{Disk, DiskFile, EntryRef, FileDisk, Log, LogOptions};
 use criterion::{BenchmarkId, Criterion, Throughput};
 use std::fs::File;
 use std::io::{Seek, Write};
@@ -58,7 +63,10 @@ impl LogUnderTest {
     }
 }
 
-/// The floor: a plain file, appended with write + fdatasync.
+/// Bytes a floor file grows to (or reserves) before it starts over, like a 64 MiB segment.
+const FLOOR_FILE_BYTES: u64 = 64 << 20;
+
+/// The growing floor: a plain file, appended with write + fdatasync (each one changes the file size).
 struct Floor {
     file: File,
     written: u64,
@@ -76,11 +84,51 @@ impl Floor {
         self.file.sync_data().expect("fdatasync");
         let took = start.elapsed();
         self.written += bytes.len() as u64;
-        if self.written > 64 << 20 {
+        if self.written > FLOOR_FILE_BYTES {
             self.file.set_len(0).expect("truncate floor");
             self.file.rewind().expect("rewind floor");
             self.written = 0;
         }
+        took
+    }
+}
+
+/// The reserved floor: a file whose space is reserved first (`fallocate`, synced), then written from the start
+/// with positional write + fdatasync inside that space (no size change). When the bytes would run past the
+/// reservation it starts again with a fresh one, outside the timed region, as the log starts a new segment.
+struct ReservedFloor {
+    file: <FileDisk as Disk>::File,
+    written: u64,
+}
+
+impl ReservedFloor {
+    fn new(dir: &ScratchDir) -> ReservedFloor {
+        let file = FileDisk
+            .create_file(&dir.0.join("floor-reserved"))
+            .expect("create reserved floor file");
+        let mut floor = ReservedFloor { file, written: 0 };
+        floor.reserve();
+        floor
+    }
+
+    fn reserve(&mut self) {
+        self.file.set_len(0).expect("truncate reserved floor");
+        self.file
+            .allocate(FLOOR_FILE_BYTES)
+            .expect("reserve floor space");
+        self.file.sync_data().expect("sync the reservation");
+        self.written = 0;
+    }
+
+    fn append(&mut self, bytes: &[u8]) -> Duration {
+        if self.written + bytes.len() as u64 > FLOOR_FILE_BYTES {
+            self.reserve();
+        }
+        let start = Instant::now();
+        self.file.write_all_at(bytes, self.written).expect("write");
+        self.file.sync_data().expect("fdatasync");
+        let took = start.elapsed();
+        self.written += bytes.len() as u64;
         took
     }
 }
@@ -110,7 +158,13 @@ fn criterion_cases(c: &mut Criterion, dir: &ScratchDir) {
         drop(log);
         let mut floor = Floor::new(dir);
         group.bench_function(
-            BenchmarkId::new("floor_write_fdatasync", case_name(count, size)),
+            BenchmarkId::new("floor_grow_write_fdatasync", case_name(count, size)),
+            |b| b.iter_custom(|iters| (0..iters).map(|_| floor.append(&frame_bytes)).sum()),
+        );
+        drop(floor);
+        let mut floor = ReservedFloor::new(dir);
+        group.bench_function(
+            BenchmarkId::new("floor_reserved_write_fdatasync", case_name(count, size)),
             |b| b.iter_custom(|iters| (0..iters).map(|_| floor.append(&frame_bytes)).sum()),
         );
         let _ = std::fs::remove_dir_all(dir.0.join("log"));
@@ -118,46 +172,66 @@ fn criterion_cases(c: &mut Criterion, dir: &ScratchDir) {
     group.finish();
 }
 
-/// Interleaved floor/log iterations per case; prints the table the README and closing notes quote.
+/// Interleaved log/floor iterations per case; prints the table the README and closing notes quote.
 fn summary(dir: &ScratchDir, iterations: usize) {
-    println!("\nlog_append summary ({iterations} interleaved iterations per case, same file system, same run)");
     println!(
-        "{:<10} {:>10} {:>10} {:>12} | {:>10} {:>10} {:>12} | {:>8} {:>8}",
+        "\nlog_append summary ({iterations} interleaved iterations per case, same file system, same run)"
+    );
+    println!(
+        "grow: write + fdatasync appending to a growing file; resv: the same inside fallocate-reserved space"
+    );
+    println!(
+        "{:<10} {:>9} {:>9} {:>11} | {:>9} {:>9} {:>11} | {:>9} {:>9} {:>11} | {:>7} {:>7}",
         "batch",
         "log p50us",
         "log p99us",
         "log entry/s",
-        "flr p50us",
-        "flr p99us",
-        "flr entry/s",
-        "p50 x",
-        "rate x"
+        "grw p50us",
+        "grw p99us",
+        "grw entry/s",
+        "rsv p50us",
+        "rsv p99us",
+        "rsv entry/s",
+        "p50/grw",
+        "p50/rsv"
     );
     for (count, size) in CASES {
         let payload = vec![0xA5u8; size];
         let frame_bytes = vec![0x5Au8; count * (size + FRAME_HEADER_BYTES)];
         let mut log = LogUnderTest::new(dir);
-        let mut floor = Floor::new(dir);
-        let (mut log_samples, mut floor_samples) = (Vec::new(), Vec::new());
+        let mut grow = Floor::new(dir);
+        let mut reserved = ReservedFloor::new(dir);
+        let (mut log_samples, mut grow_samples, mut reserved_samples) =
+            (Vec::new(), Vec::new(), Vec::new());
         for _ in 0..iterations {
-            floor_samples.push(floor.append(&frame_bytes));
+            grow_samples.push(grow.append(&frame_bytes));
+            reserved_samples.push(reserved.append(&frame_bytes));
             log_samples.push(log.append(count, &payload));
         }
         let rate =
             |s: &[Duration]| (count * s.len()) as f64 / s.iter().sum::<Duration>().as_secs_f64();
-        let (log_rate, floor_rate) = (rate(&log_samples), rate(&floor_samples));
-        let (l, f) = (latency(&mut log_samples), latency(&mut floor_samples));
+        let rates = (
+            rate(&log_samples),
+            rate(&grow_samples),
+            rate(&reserved_samples),
+        );
+        let l = latency(&mut log_samples);
+        let g = latency(&mut grow_samples);
+        let r = latency(&mut reserved_samples);
         println!(
-            "{:<10} {:>10} {:>10} {:>12.0} | {:>10} {:>10} {:>12.0} | {:>8.3} {:>8.3}",
+            "{:<10} {:>9} {:>9} {:>11.0} | {:>9} {:>9} {:>11.0} | {:>9} {:>9} {:>11.0} | {:>7.3} {:>7.3}",
             case_name(count, size),
             us(l.p50),
             us(l.p99),
-            log_rate,
-            us(f.p50),
-            us(f.p99),
-            floor_rate,
-            l.p50.as_secs_f64() / f.p50.as_secs_f64(),
-            log_rate / floor_rate,
+            rates.0,
+            us(g.p50),
+            us(g.p99),
+            rates.1,
+            us(r.p50),
+            us(r.p99),
+            rates.2,
+            l.p50.as_secs_f64() / g.p50.as_secs_f64(),
+            l.p50.as_secs_f64() / r.p50.as_secs_f64(),
         );
         drop(log);
         let _ = std::fs::remove_dir_all(dir.0.join("log"));

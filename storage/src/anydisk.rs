@@ -58,6 +58,10 @@ impl DiskFile for AnyFile {
         each_file!(self, f => f.set_len(len))
     }
 
+    fn allocate(&mut self, len: u64) -> io::Result<()> {
+        each_file!(self, f => f.allocate(len))
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         each_file!(self, f => f.sync_data())
     }

@@ -4,6 +4,8 @@
 use std::fs::{File, OpenOptions};
 use std::io;
 use std::os::unix::fs::FileExt;
+#[cfg(target_os = "linux")]
+use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
 /// A file opened for positional reads and writes.
@@ -20,6 +22,11 @@ pub trait DiskFile: Send {
     fn write_all_at(&mut self, buf: &[u8], offset: u64) -> io::Result<()>;
     /// Cuts or extends the file to `len` bytes.
     fn set_len(&mut self, len: u64) -> io::Result<()>;
+    /// Makes the file at least `len` bytes long with disk space reserved for every byte up to `len`, so later
+    /// writes below `len` overwrite allocated space and change no metadata. Bytes past the old length read as
+    /// zero; a file already `len` bytes or longer keeps its length and bytes. Like a write, the new length is
+    /// durable only after [`DiskFile::sync_data`].
+    fn allocate(&mut self, len: u64) -> io::Result<()>;
     /// Makes every byte written so far durable (`fdatasync`).
     fn sync_data(&mut self) -> io::Result<()>;
 }
@@ -86,9 +93,69 @@ impl DiskFile for RealFile {
         self.file.set_len(len)
     }
 
+    /// `fallocate(fd, 0, 0, len)` (mode 0 keeps the size change, so it is durable after the next
+    /// `fdatasync`); where the file system does not support it, zeros written from the current end to `len`.
+    fn allocate(&mut self, len: u64) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        match fallocate(&self.file, len) {
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => {
+                let from = self.len()?;
+                write_zeros(&self.file, from, len)
+            }
+            done => done,
+        }
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         self.file.sync_data()
     }
+}
+
+/// `fallocate(fd, 0, 0, len)`, retried when a signal interrupts it.
+#[cfg(target_os = "linux")]
+fn fallocate(file: &File, len: u64) -> io::Result<()> {
+    let len = libc::off_t::try_from(len).map_err(|_| {
+        io::Error::new(
+            io::ErrorKind::InvalidInput,
+            format!("cannot allocate {len} bytes: over the largest file offset"),
+        )
+    })?;
+    loop {
+        // SAFETY: fallocate takes no pointers; the descriptor stays open while `file` is borrowed.
+        if unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) } == 0 {
+            return Ok(());
+        }
+        let e = io::Error::last_os_error();
+        if e.kind() != io::ErrorKind::Interrupted {
+            return Err(e);
+        }
+    }
+}
+
+/// No `fallocate` off Linux: reported as unsupported, so the caller writes zeros.
+#[cfg(not(target_os = "linux"))]
+fn fallocate(_file: &File, _len: u64) -> io::Result<()> {
+    Err(io::Error::from_raw_os_error(libc::EOPNOTSUPP))
+}
+
+/// Bytes of zeros written per call by [`write_zeros`].
+const ZERO_WRITE_BYTES_MAX: usize = 1 << 20;
+
+/// Writes zero bytes over `from..to` (nothing when `to <= from`), at most [`ZERO_WRITE_BYTES_MAX`] per write.
+fn write_zeros(file: &File, from: u64, to: u64) -> io::Result<()> {
+    let Some(total) = to.checked_sub(from).filter(|&n| n > 0) else {
+        return Ok(());
+    };
+    let zeros = vec![0u8; (total as usize).min(ZERO_WRITE_BYTES_MAX)];
+    let mut at = from;
+    while at < to {
+        let n = ((to - at) as usize).min(zeros.len());
+        file.write_all_at(&zeros[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 impl Disk for FileDisk {
@@ -166,4 +233,73 @@ pub(crate) fn parent_dir(path: &Path) -> PathBuf {
     path.parent()
         .map(Path::to_path_buf)
         .unwrap_or_else(|| path.to_path_buf())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A scratch directory under the system temp dir, removed on drop.
+    struct Scratch(PathBuf);
+
+    impl Scratch {
+        fn new(tag: &str) -> Scratch {
+            let path = std::env::temp_dir()
+                .join(format!("cairn-storage-disk-{tag}-{}", std::process::id()));
+            let _ = std::fs::remove_dir_all(&path);
+            std::fs::create_dir_all(&path).unwrap();
+            Scratch(path)
+        }
+    }
+
+    impl Drop for Scratch {
+        fn drop(&mut self) {
+            let _ = std::fs::remove_dir_all(&self.0);
+        }
+    }
+
+    fn read_all(file: &RealFile) -> Vec<u8> {
+        let mut bytes = vec![0u8; file.len().unwrap() as usize];
+        file.read_exact_at(&mut bytes, 0).unwrap();
+        bytes
+    }
+
+    #[test]
+    fn allocate_extends_with_zeros_reserves_blocks_and_never_shrinks() {
+        let dir = Scratch::new("allocate");
+        let path = dir.0.join("f");
+        let mut file = FileDisk.create_file(&path).unwrap();
+        file.write_all_at(b"header", 0).unwrap();
+        file.allocate(1 << 20).unwrap();
+        assert_eq!(file.len().unwrap(), 1 << 20);
+        let bytes = read_all(&file);
+        assert_eq!(&bytes[..6], b"header");
+        assert!(bytes[6..].iter().all(|&b| b == 0));
+        // Blocks are reserved, not a sparse hole (st_blocks counts 512-byte units).
+        let blocks = std::os::unix::fs::MetadataExt::blocks(&std::fs::metadata(&path).unwrap());
+        assert!(blocks * 512 >= 1 << 20, "only {blocks} blocks allocated");
+        // A write inside the reserved space keeps the length; a smaller allocate neither cuts nor clears.
+        file.write_all_at(b"frame", 4096).unwrap();
+        file.allocate(100).unwrap();
+        file.allocate(1 << 20).unwrap();
+        file.sync_data().unwrap();
+        assert_eq!(file.len().unwrap(), 1 << 20);
+        assert_eq!(&read_all(&file)[4096..4101], b"frame");
+        file.allocate(0).unwrap();
+        assert_eq!(file.len().unwrap(), 1 << 20);
+    }
+
+    #[test]
+    fn the_zero_fallback_fills_exactly_the_gap() {
+        let dir = Scratch::new("zeros");
+        let mut file = FileDisk.create_file(&dir.0.join("f")).unwrap();
+        file.write_all_at(&[0xAB; 10], 0).unwrap();
+        write_zeros(&file.file, 10, 10 + 2 * ZERO_WRITE_BYTES_MAX as u64 + 7).unwrap();
+        let bytes = read_all(&file);
+        assert_eq!(bytes.len(), 10 + 2 * ZERO_WRITE_BYTES_MAX + 7);
+        assert!(bytes[..10].iter().all(|&b| b == 0xAB));
+        assert!(bytes[10..].iter().all(|&b| b == 0));
+        write_zeros(&file.file, 50, 20).unwrap();
+        assert_eq!(file.len().unwrap(), bytes.len() as u64);
+    }
 }

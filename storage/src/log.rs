@@ -1,5 +1,6 @@
-//! The segmented append-only log: group-committed appends, reads by index range, suffix truncation, prefix
-//! purge, reset, and recovery on open. The byte formats and recovery rules are in FORMAT.md.
+//! The segmented append-only log: group-committed appends into reserved (preallocated) segment space, reads by
+//! index range, suffix truncation, prefix purge, reset, and recovery on open, which finds where the frames end
+//! rather than trusting the file length. The byte formats and recovery rules are in FORMAT.md.
 
 use crate::disk::{Disk, DiskFile};
 use crate::error::{Result, StorageError};
@@ -11,11 +12,30 @@ use std::path::{Path, PathBuf};
 
 const KIND: &str = "log segment";
 
+/// The largest unit in which the last segment reserves (preallocates) space ahead of its frames: 4 MiB.
+/// FORMAT.md, "Reserved space", says why it is not the whole segment.
+pub const SEGMENT_RESERVE_BYTES_MAX: u64 = 4 << 20;
+
 /// Tunables of a [`Log`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LogOptions {
     /// A new segment is started before an append once the last one holds this many bytes.
     pub segment_bytes_max: u64,
+}
+
+impl LogOptions {
+    /// The unit in which the last segment reserves space: `min(segment_bytes_max, SEGMENT_RESERVE_BYTES_MAX)`,
+    /// at least one byte.
+    pub fn reserve_bytes(&self) -> u64 {
+        self.segment_bytes_max.clamp(1, SEGMENT_RESERVE_BYTES_MAX)
+    }
+
+    /// The file length a segment is reserved to so that it holds `need` bytes: `need` rounded up to a multiple
+    /// of [`LogOptions::reserve_bytes`].
+    fn reserved_len(&self, need: u64) -> u64 {
+        let unit = self.reserve_bytes();
+        need.div_ceil(unit).saturating_mul(unit)
+    }
 }
 
 impl Default for LogOptions {
@@ -53,18 +73,19 @@ pub struct Entry {
 pub struct LogRecovery {
     /// Files removed: temporary files, a segment whose creation was torn, leftovers of a reset.
     pub removed: Vec<PathBuf>,
-    /// The torn tail cut from the last segment, if there was one.
+    /// The torn tail dropped from the last segment, if there was one.
     pub torn_tail: Option<TornTail>,
 }
 
-/// A torn tail that recovery cut from the last segment.
+/// A torn tail that recovery dropped from the last segment (cutting the file there and reserving its space again
+/// as zeros).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TornTail {
     /// The segment file.
     pub path: PathBuf,
-    /// Where the file was cut.
+    /// Where the log now ends: the offset of the first torn byte.
     pub offset: u64,
-    /// How many bytes were dropped.
+    /// How many bytes were dropped: from `offset` through the last non-zero byte.
     pub bytes_dropped: u64,
     /// Why the first dropped frame was invalid.
     pub reason: String,
@@ -76,7 +97,10 @@ struct Segment<F> {
     first_index: u64,
     offsets: Vec<u64>,
     terms: Vec<u64>,
+    /// Where the log ends in this segment: just past the last frame.
     end: u64,
+    /// The file's length: `end` plus the reserved zero bytes after it (none once sealed).
+    len: u64,
 }
 
 impl<F> Segment<F> {
@@ -165,7 +189,7 @@ impl<D: Disk> Log<D> {
                     );
                     return Err(StorageError::corrupt(KIND, path, 16, why));
                 }
-                Err(_) if i + 1 == count && bytes.len() <= SEGMENT_HEADER_BYTES => {
+                Err(_) if i + 1 == count && holds_no_frame(&bytes) => {
                     self.remove(&path)?;
                     recovery.removed.push(path);
                     removed_any = true;
@@ -223,6 +247,14 @@ impl<D: Disk> Log<D> {
             .disk
             .open_file(&path)
             .map_err(|e| StorageError::io("open", &path, e))?;
+        if !is_last && scan.reserved > 0 {
+            let why = format!(
+                "{} zero bytes after the last frame of a sealed segment",
+                scan.reserved
+            );
+            return Err(StorageError::corrupt(KIND, path, scan.end, why));
+        }
+        let len = bytes.len() as u64;
         if let Some(damage) = scan.damage {
             if !is_last {
                 let why = format!("{} in a sealed segment", damage.reason);
@@ -235,13 +267,12 @@ impl<D: Disk> Log<D> {
                 );
                 return Err(StorageError::corrupt(KIND, path, damage.offset, why));
             }
-            file.set_len(scan.end)
-                .and_then(|_| file.sync_data())
-                .map_err(|e| StorageError::io("truncate torn tail of", &path, e))?;
+            cut_and_reserve(&mut file, scan.end, len)
+                .map_err(|e| StorageError::io("drop the torn tail of", &path, e))?;
             recovery.torn_tail = Some(TornTail {
                 path: path.clone(),
                 offset: scan.end,
-                bytes_dropped: bytes.len() as u64 - scan.end,
+                bytes_dropped: damage.len,
                 reason: damage.reason,
             });
         }
@@ -252,6 +283,7 @@ impl<D: Disk> Log<D> {
             offsets: scan.offsets,
             terms: scan.terms,
             end: scan.end,
+            len,
         });
         Ok(())
     }
@@ -281,7 +313,7 @@ impl<D: Disk> Log<D> {
     }
 
     /// Writes a new empty segment starting at `first_index` through a temporary file and a rename, so it appears
-    /// whole or not at all, and makes it durable.
+    /// whole or not at all, with its first unit of space reserved, and makes it durable.
     fn create_segment(&mut self, first_index: u64) -> Result<()> {
         let path = self.dir.join(segment_file_name(first_index));
         let tmp = self
@@ -296,6 +328,9 @@ impl<D: Disk> Log<D> {
             .disk
             .create_file(&tmp)
             .map_err(|e| StorageError::io("create", &tmp, e))?;
+        let len = self.options.reserved_len(SEGMENT_HEADER_BYTES as u64);
+        file.allocate(len)
+            .map_err(|e| StorageError::io("reserve space for", &tmp, e))?;
         file.write_all_at(&header, 0)
             .and_then(|_| file.sync_data())
             .map_err(|e| StorageError::io("write segment header", &tmp, e))?;
@@ -310,7 +345,27 @@ impl<D: Disk> Log<D> {
             offsets: Vec::new(),
             terms: Vec::new(),
             end: SEGMENT_HEADER_BYTES as u64,
+            len,
         });
+        Ok(())
+    }
+
+    /// Cuts the last segment's reserved space off (it ends at its last frame) and makes that durable, before a
+    /// roll starts the next segment: a sealed segment has no reserved space.
+    fn seal_last(&mut self) -> Result<()> {
+        let seg = self
+            .segments
+            .last_mut()
+            .expect("a log always has a segment");
+        if seg.len == seg.end {
+            return Ok(());
+        }
+        let done = seg.file.set_len(seg.end).and_then(|_| seg.file.sync_data());
+        if let Err(e) = done {
+            self.failed = Some(e.to_string());
+            return Err(StorageError::io("seal", &seg.path, e));
+        }
+        seg.len = seg.end;
         Ok(())
     }
 
@@ -364,8 +419,10 @@ impl<D: Disk> Log<D> {
         }
     }
 
-    /// Appends a batch with one write and one `fdatasync`; returns once it is durable. The batch's indexes must
-    /// run consecutively from `last_index() + 1`. After an IO error the log refuses further writes: reopen it.
+    /// Appends a batch with one write and one `fdatasync`; returns once it is durable. The write lands in space
+    /// the last segment reserved ahead, so the sync commits no size change; a batch that runs past that space
+    /// first extends the reservation (FORMAT.md, "Reserved space"). The batch's indexes must run consecutively
+    /// from `last_index() + 1`. After an IO error the log refuses further writes: reopen it.
     pub fn append(&mut self, batch: &[EntryRef<'_>]) -> Result<()> {
         self.check_usable()?;
         self.check_batch(batch)?;
@@ -375,6 +432,7 @@ impl<D: Disk> Log<D> {
         let last = self.last_segment();
         if last.end >= self.options.segment_bytes_max && !last.offsets.is_empty() {
             let next = last.next_index();
+            self.seal_last()?;
             self.create_segment(next)?;
         }
         self.buf.clear();
@@ -384,13 +442,17 @@ impl<D: Disk> Log<D> {
             offsets.push(seg_end + self.buf.len() as u64);
             encode_frame(&mut self.buf, e.index, e.term, e.payload);
         }
+        let need = seg_end + self.buf.len() as u64;
+        let options = self.options;
         let seg = self
             .segments
             .last_mut()
             .expect("a log always has a segment");
-        let written = seg
-            .file
-            .write_all_at(&self.buf, seg_end)
+        // Past the reserved space, reserve the next units first; the one fdatasync makes the new length durable.
+        let grow_to = (need > seg.len).then(|| options.reserved_len(need));
+        let written = grow_to
+            .map_or(Ok(()), |len| seg.file.allocate(len))
+            .and_then(|_| seg.file.write_all_at(&self.buf, seg_end))
             .and_then(|_| seg.file.sync_data());
         if let Err(e) = written {
             self.failed = Some(e.to_string());
@@ -398,7 +460,8 @@ impl<D: Disk> Log<D> {
         }
         seg.offsets.extend_from_slice(&offsets);
         seg.terms.extend(batch.iter().map(|e| e.term));
-        seg.end += self.buf.len() as u64;
+        seg.end = need;
+        seg.len = seg.len.max(grow_to.unwrap_or(0));
         Ok(())
     }
 
@@ -522,7 +585,7 @@ impl<D: Disk> Log<D> {
         self.sync_dir()?;
         let seg = self.segments.last_mut().expect("keep >= 1");
         let cut = seg.offset_of(index);
-        let done = seg.file.set_len(cut).and_then(|_| seg.file.sync_data());
+        let done = cut_and_reserve(&mut seg.file, cut, seg.len);
         if let Err(e) = done {
             self.failed = Some(e.to_string());
             return Err(StorageError::io("truncate", &seg.path, e));
@@ -588,4 +651,21 @@ impl<D: Disk> Log<D> {
         }
         self.sync_dir()
     }
+}
+
+/// True when `bytes` (a segment file) holds nothing but zero bytes after its header: no frame was ever written.
+fn holds_no_frame(bytes: &[u8]) -> bool {
+    bytes
+        .get(SEGMENT_HEADER_BYTES..)
+        .is_none_or(|rest| rest.iter().all(|&b| b == 0))
+}
+
+/// Ends a last segment at `cut` without leaving old bytes after it: cuts the file there (the blocks after it are
+/// freed, their bytes can never be read again), reserves it again to `len` (the new bytes read as zero), and
+/// syncs. Neither step writes frame bytes, so a crash leaves the file uncut, cut, or cut and reserved: in every
+/// case only zero bytes follow `cut` once it is cut (FORMAT.md, "Truncate a suffix").
+fn cut_and_reserve<F: DiskFile>(file: &mut F, cut: u64, len: u64) -> std::io::Result<()> {
+    file.set_len(cut)?;
+    file.allocate(len)?;
+    file.sync_data()
 }

@@ -1,8 +1,8 @@
 //! `MemDisk`: an in-memory [`Disk`] that models what a crash or power loss does to a file system.
 //!
 //! Every file keeps two images: the *live* bytes that reads see and the *durable* bytes that survive a crash.
-//! `sync_data` copies live to durable. Writes, truncations and directory changes made since the last sync are
-//! kept as pending operations, in order. [`MemDisk::crash`] builds the disk a restarted process would find:
+//! Writes, truncations, allocations and directory changes made since the last sync are kept as pending
+//! operations, in order; `sync_data` applies a file's pending operations to its durable image. [`MemDisk::crash`] builds the disk a restarted process would find:
 //! for every file, the durable image plus a prefix of its pending operations, the next pending write torn at
 //! any byte; for directory entries, the durable names plus a prefix of the pending creates, renames and
 //! removes. Directories themselves are durable as soon as they are created.
@@ -25,6 +25,8 @@ pub struct MemDisk {
 pub struct MemDiskStats {
     /// `write_all_at` calls.
     pub writes: u64,
+    /// `allocate` calls.
+    pub allocates: u64,
     /// `sync_data` calls.
     pub file_syncs: u64,
     /// `sync_dir` calls.
@@ -84,8 +86,13 @@ struct FileImages {
 
 #[derive(Clone, Debug)]
 enum FileOp {
-    Write { offset: u64, data: Vec<u8> },
+    Write {
+        offset: u64,
+        data: Vec<u8>,
+    },
     SetLen(u64),
+    /// Extends the file with zeros to at least this length (never shrinks it).
+    Allocate(u64),
 }
 
 impl FileOp {
@@ -93,6 +100,11 @@ impl FileOp {
         match self {
             FileOp::Write { offset, data } => write_into(image, *offset, data),
             FileOp::SetLen(len) => image.resize(*len as usize, 0),
+            FileOp::Allocate(len) => {
+                if image.len() < *len as usize {
+                    image.resize(*len as usize, 0);
+                }
+            }
         }
     }
 }
@@ -196,12 +208,26 @@ impl DiskFile for MemFile {
         })?
     }
 
+    fn allocate(&mut self, len: u64) -> io::Result<()> {
+        self.with(|state, img| {
+            state.tick()?;
+            state.stats.allocates += 1;
+            let op = FileOp::Allocate(len);
+            op.apply(&mut img.live);
+            img.pending.push(op);
+            Ok(())
+        })?
+    }
+
     fn sync_data(&mut self) -> io::Result<()> {
         self.with(|state, img| {
             state.tick()?;
             state.stats.file_syncs += 1;
-            img.durable = img.live.clone();
-            img.pending.clear();
+            // durable + pending == live: applying the pending operations costs what was written since the
+            // last sync, where copying the live image would cost the whole file (reserved space included).
+            for op in img.pending.drain(..) {
+                op.apply(&mut img.durable);
+            }
             Ok(())
         })?
     }
@@ -417,7 +443,8 @@ impl MemDisk {
         true
     }
 
-    /// Cuts the power after `calls` more mutating calls (writes, truncations, syncs, creates, renames, removes):
+    /// Cuts the power after `calls` more mutating calls (writes, truncations, allocations, syncs, creates,
+    /// renames, removes):
     /// from then on every mutating call fails with "simulated power loss" and changes nothing, as if the process
     /// died there. [`MemDisk::crash`] then gives the disk a restarted process finds.
     pub fn power_cut_after(&self, calls: u64) {
@@ -445,4 +472,98 @@ fn crashed_image(images: &FileImages, below: &mut impl FnMut(u64) -> u64) -> Vec
         }
     }
     image
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file_at(disk: &MemDisk, path: &str) -> MemFile {
+        disk.create_dir_all(Path::new("/d")).unwrap();
+        disk.create_file(Path::new(path)).unwrap()
+    }
+
+    fn durable_dir(disk: &MemDisk) {
+        disk.sync_dir(Path::new("/d")).unwrap();
+    }
+
+    #[test]
+    fn allocate_extends_with_zeros_and_never_shrinks() {
+        let disk = MemDisk::new();
+        let mut f = file_at(&disk, "/d/f");
+        f.write_all_at(b"abc", 0).unwrap();
+        f.allocate(16).unwrap();
+        assert_eq!(f.len().unwrap(), 16);
+        let mut buf = [9u8; 16];
+        f.read_exact_at(&mut buf, 0).unwrap();
+        assert_eq!(&buf[..3], b"abc");
+        assert!(buf[3..].iter().all(|&b| b == 0));
+        f.allocate(4).unwrap();
+        assert_eq!(f.len().unwrap(), 16, "allocate never cuts");
+        assert_eq!(disk.stats().allocates, 2);
+    }
+
+    #[test]
+    fn an_allocation_is_durable_only_after_a_sync() {
+        let disk = MemDisk::new();
+        let mut f = file_at(&disk, "/d/f");
+        durable_dir(&disk);
+        f.write_all_at(b"head", 0).unwrap();
+        f.sync_data().unwrap();
+        f.allocate(64).unwrap();
+        let path = Path::new("/d/f");
+        let lost = disk.crash_losing_unsynced();
+        assert_eq!(lost.file_bytes(path).unwrap(), b"head");
+        // A crash may keep the allocation (a prefix of the pending operations): then the new bytes are zero.
+        let kept = disk.crash(|n| n - 1);
+        let bytes = kept.file_bytes(path).unwrap();
+        assert_eq!(bytes.len(), 64);
+        assert!(bytes[4..].iter().all(|&b| b == 0));
+        f.sync_data().unwrap();
+        assert_eq!(
+            disk.crash_losing_unsynced().file_bytes(path).unwrap().len(),
+            64
+        );
+    }
+
+    #[test]
+    fn cut_then_allocate_survives_a_crash_as_a_prefix_of_both() {
+        let disk = MemDisk::new();
+        let mut f = file_at(&disk, "/d/f");
+        durable_dir(&disk);
+        f.write_all_at(&[7u8; 32], 0).unwrap();
+        f.sync_data().unwrap();
+        f.set_len(8).unwrap();
+        f.allocate(32).unwrap();
+        let path = Path::new("/d/f");
+        let images: Vec<Vec<u8>> = (0..3u64)
+            .map(|keep| disk.crash(|n| keep.min(n - 1)).file_bytes(path).unwrap())
+            .collect();
+        assert_eq!(images[0], vec![7u8; 32], "nothing kept: the old bytes");
+        assert_eq!(images[1], vec![7u8; 8], "the cut only");
+        let mut both = vec![7u8; 8];
+        both.resize(32, 0);
+        assert_eq!(
+            images[2], both,
+            "cut and allocated: zeros, never the old bytes"
+        );
+    }
+
+    #[test]
+    fn sync_makes_the_durable_image_equal_the_live_one() {
+        let disk = MemDisk::new();
+        let mut f = file_at(&disk, "/d/f");
+        durable_dir(&disk);
+        f.allocate(10).unwrap();
+        f.write_all_at(b"xyz", 8).unwrap();
+        f.set_len(9).unwrap();
+        f.write_all_at(b"q", 2).unwrap();
+        f.sync_data().unwrap();
+        let live = disk.file_bytes(Path::new("/d/f")).unwrap();
+        assert_eq!(live, b"\0\0q\0\0\0\0\0x");
+        assert_eq!(
+            disk.crash_losing_unsynced().file_bytes(Path::new("/d/f")),
+            Some(live)
+        );
+    }
 }

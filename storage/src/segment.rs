@@ -1,4 +1,5 @@
-//! Log segments: the 32-byte segment header, file names, and the scan that recovery runs over a segment's bytes.
+//! Log segments: the 32-byte segment header, file names, and the scan that recovery runs over a segment's bytes
+//! to find where its frames end (FORMAT.md, "Where the log ends").
 
 use crate::frame::{decode_frame, read_u32, read_u64, FRAME_HEADER_BYTES, FRAME_PAYLOAD_BYTES_MAX};
 
@@ -78,11 +79,13 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     digits.parse().ok()
 }
 
-/// Where a segment's frames stop being valid.
+/// Where a segment's frames stop being valid, when non-zero bytes follow them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
     /// Offset of the first bad frame.
     pub offset: u64,
+    /// Bytes from `offset` through the last non-zero byte of the segment.
+    pub len: u64,
     /// What is wrong with it.
     pub reason: String,
     /// Offset of a valid frame found after the damage, if any: then the damage is not a torn tail.
@@ -96,14 +99,17 @@ pub struct SegmentScan {
     pub offsets: Vec<u64>,
     /// Term of every valid frame.
     pub terms: Vec<u64>,
-    /// Offset just past the last valid frame.
+    /// Offset just past the last valid frame: where the log ends in this segment.
     pub end: u64,
-    /// The first invalid bytes after the valid frames, if the segment does not end cleanly.
+    /// Zero bytes from `end` to the end of the segment (reserved space) when nothing else follows the frames.
+    pub reserved: u64,
+    /// The first invalid bytes after the valid frames, when any byte after them is not zero.
     pub damage: Option<Damage>,
 }
 
 /// Scans the frames of a whole segment file (`bytes`, header included) whose first index is `first_index`.
-/// Frames must be valid and consecutive from `first_index`; the first one that is not ends the scan.
+/// Frames must be valid and consecutive from `first_index`; the first one that is not ends them. If only zero
+/// bytes follow, they are reserved space (`reserved`); otherwise they are `damage`.
 pub fn scan_segment(bytes: &[u8], first_index: u64) -> SegmentScan {
     let mut scan = SegmentScan {
         end: SEGMENT_HEADER_BYTES as u64,
@@ -123,8 +129,13 @@ pub fn scan_segment(bytes: &[u8], first_index: u64) -> SegmentScan {
             Ok(frame) => format!("frame index {} where {expected} was expected", frame.index),
             Err(e) => e.to_string(),
         };
+        let Some(last_non_zero) = bytes[at..].iter().rposition(|&b| b != 0) else {
+            scan.reserved = (bytes.len() - at) as u64;
+            break;
+        };
         scan.damage = Some(Damage {
             offset: at as u64,
+            len: last_non_zero as u64 + 1,
             reason,
             later_valid_frame: find_valid_frame_after(bytes, at, expected),
         });
@@ -195,6 +206,49 @@ mod tests {
         assert_eq!(scan.offsets.len(), 9);
         let damage = scan.damage.unwrap();
         assert_eq!(damage.later_valid_frame, None);
+    }
+
+    #[test]
+    fn zeros_after_the_frames_are_reserved_space_not_damage() {
+        let mut b = segment(5, 3);
+        let end = b.len() as u64;
+        b.resize(4096, 0);
+        let scan = scan_segment(&b, 5);
+        assert_eq!((scan.offsets.len(), scan.end), (3, end));
+        assert_eq!(scan.reserved, 4096 - end);
+        assert!(scan.damage.is_none());
+        // An empty segment: the header and zeros.
+        let mut empty = segment(9, 0);
+        empty.resize(100, 0);
+        let scan = scan_segment(&empty, 9);
+        assert_eq!((scan.end, scan.reserved), (32, 68));
+        assert!(scan.damage.is_none());
+    }
+
+    #[test]
+    fn a_torn_frame_in_reserved_space_is_damage_up_to_its_last_written_byte() {
+        let whole = segment(1, 4);
+        let last_frame = scan_segment(&whole, 1).offsets[3] as usize;
+        // Ten bytes of the last frame's header were written (CRC, length, part of the index), the term and
+        // payload are still zero: the CRC catches it.
+        let mut b = whole[..last_frame + 10].to_vec();
+        b.resize(4096, 0);
+        let scan = scan_segment(&b, 1);
+        assert_eq!((scan.offsets.len(), scan.end), (3, last_frame as u64));
+        let damage = scan.damage.unwrap();
+        assert_eq!(damage.offset, last_frame as u64);
+        let written = b[..last_frame + 10].iter().rposition(|&x| x != 0).unwrap() + 1;
+        assert_eq!(damage.len, (written - last_frame) as u64);
+        assert!(damage.reason.contains("CRC mismatch"), "{}", damage.reason);
+        assert_eq!(damage.later_valid_frame, None);
+        assert_eq!(scan.reserved, 0);
+        // A write torn inside the trailing zeros of a payload left every byte of the frame as intended: the
+        // frame is whole and valid (never acknowledged, but exactly what was written).
+        let mut b = whole[..last_frame + 25].to_vec();
+        b.resize(4096, 0);
+        let scan = scan_segment(&b, 1);
+        assert_eq!((scan.offsets.len(), scan.end), (4, whole.len() as u64));
+        assert!(scan.damage.is_none());
     }
 
     #[test]
