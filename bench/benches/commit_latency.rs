@@ -261,26 +261,59 @@ async fn server_main(
     handle.close().await.map_err(|e| e.to_string())
 }
 
-/// The floor: a plain file appended with write + fdatasync, one entry's frame at a time.
+/// The floor: a plain file written with write + fdatasync, one entry's frame at a time: appended to a growing
+/// file, or (`preallocated`) written inside space filled with zeros and synced beforehand, as the log's
+/// preallocated segments are, so the fdatasync changes no metadata.
 struct Floor {
     file: File,
     written: u64,
+    preallocated: bool,
 }
+
+/// The size of the preallocated floor file (written over from the start again when full).
+const PREALLOCATED_FLOOR_BYTES: u64 = 16 << 20;
 
 impl Floor {
     fn new(path: &Path) -> Floor {
         let file = File::create(path).expect("create the floor file");
-        Floor { file, written: 0 }
+        Floor {
+            file,
+            written: 0,
+            preallocated: false,
+        }
+    }
+
+    fn preallocated(path: &Path) -> Floor {
+        let mut file = File::create(path).expect("create the floor file");
+        let zeros = vec![0u8; 1 << 20];
+        for _ in 0..PREALLOCATED_FLOOR_BYTES >> 20 {
+            file.write_all(&zeros).expect("preallocate");
+        }
+        file.sync_all().expect("sync the preallocated floor file");
+        Floor {
+            file,
+            written: 0,
+            preallocated: true,
+        }
     }
 
     fn sample(&mut self) -> Duration {
+        use std::os::unix::fs::FileExt;
         let record = [0xA5u8; FLOOR_RECORD_BYTES];
         let start = Instant::now();
-        self.file.write_all(&record).expect("write");
+        if self.preallocated {
+            self.file
+                .write_all_at(&record, self.written)
+                .expect("write");
+        } else {
+            self.file.write_all(&record).expect("write");
+        }
         self.file.sync_data().expect("fdatasync");
         let took = start.elapsed();
         self.written += record.len() as u64;
-        if self.written > 64 << 20 {
+        if self.preallocated && self.written + record.len() as u64 > PREALLOCATED_FLOOR_BYTES {
+            self.written = 0;
+        } else if !self.preallocated && self.written > 64 << 20 {
             self.file.set_len(0).expect("truncate the floor file");
             self.written = 0;
         }
@@ -348,10 +381,13 @@ fn summary(clusters: &[(usize, BenchCluster)], dir: &Path, sequential: u64, conc
     let per_round = sequential.div_ceil(ROUNDS);
     let mut main_floor = Floor::new(&dir.join("floor"));
     let mut main_samples = Vec::new();
+    let mut prealloc_floor = Floor::preallocated(&dir.join("floor-preallocated"));
+    let mut prealloc_samples = Vec::new();
     let mut floor_samples: Vec<Vec<Duration>> = vec![Vec::new(); clusters.len()];
     let mut commit_samples: Vec<Vec<Duration>> = vec![Vec::new(); clusters.len()];
     for _ in 0..ROUNDS {
         main_samples.extend(main_floor.samples(per_round as usize));
+        prealloc_samples.extend(prealloc_floor.samples(per_round as usize));
         for (k, (_, cluster)) in clusters.iter().enumerate() {
             floor_samples[k].extend(cluster.floor(per_round));
             commit_samples[k].extend(cluster.sequential(per_round));
@@ -375,6 +411,15 @@ fn summary(clusters: &[(usize, BenchCluster)], dir: &Path, sequential: u64, conc
         main_rate,
         &main_latency,
     );
+    let prealloc_rate = rate(&prealloc_samples);
+    let prealloc_latency = latency(&mut prealloc_samples);
+    row(
+        "floor: same, preallocated file",
+        Some(prealloc_latency),
+        prealloc_rate,
+        &prealloc_latency,
+    );
+    let mut sequential_p50 = Vec::new();
     for (k, (servers, cluster)) in clusters.iter().enumerate() {
         let floor_rate = rate(&floor_samples[k]);
         let floor = latency(&mut floor_samples[k]);
@@ -385,9 +430,11 @@ fn summary(clusters: &[(usize, BenchCluster)], dir: &Path, sequential: u64, conc
             &floor,
         );
         let commit_rate = rate(&commit_samples[k]);
+        let commit_latency = latency(&mut commit_samples[k]);
+        sequential_p50.push((*servers, commit_latency.p50));
         row(
             &format!("{servers} server(s), 1 proposer"),
-            Some(latency(&mut commit_samples[k])),
+            Some(commit_latency),
             commit_rate,
             &floor,
         );
@@ -405,6 +452,14 @@ fn summary(clusters: &[(usize, BenchCluster)], dir: &Path, sequential: u64, conc
         "(ratios against the spawn_blocking floor of the same topology, measured on the leader's executor; \
          rate/floor above 1 means group commit put several commits in one fdatasync)"
     );
+    for (servers, p50) in sequential_p50 {
+        println!(
+            "{servers} server(s), 1 proposer, p50 against the main-thread floors: {:.2}x appending, {:.2}x \
+             preallocated",
+            p50.as_secs_f64() / main_latency.p50.as_secs_f64(),
+            p50.as_secs_f64() / prealloc_latency.p50.as_secs_f64()
+        );
+    }
 }
 
 fn main() {
