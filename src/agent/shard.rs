@@ -18,7 +18,7 @@ use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::channels::shared_channel::ConnectedSender;
 use glommio::Task;
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
@@ -46,13 +46,92 @@ pub enum Watch {
     AppliedIndex(Index),
 }
 
-impl Watch {
-    fn woken_by(&self, notice: &ChangeNotice) -> bool {
-        match self {
-            Watch::Kv { key, prefix } => notice.touches_kv(key, *prefix),
-            Watch::Tables(tables) => notice.tables & tables != 0,
-            Watch::AppliedIndex(index) => notice.index >= *index,
+/// The registered watchers, indexed by what wakes them, so a notice costs a lookup per changed key rather than
+/// a pass over every watcher.
+#[derive(Default)]
+struct Watchers {
+    all: BTreeMap<u64, (Watch, LocalSender<()>)>,
+    keys: BTreeMap<String, BTreeSet<u64>>,
+    prefixes: BTreeMap<String, BTreeSet<u64>>,
+    tables: BTreeMap<u64, u32>,
+    applied: BTreeSet<(Index, u64)>,
+}
+
+impl Watchers {
+    fn insert(&mut self, id: u64, watch: Watch, tx: LocalSender<()>) {
+        match &watch {
+            Watch::Kv { key, prefix: false } => {
+                self.keys.entry(key.clone()).or_default().insert(id);
+            }
+            Watch::Kv { key, prefix: true } => {
+                self.prefixes.entry(key.clone()).or_default().insert(id);
+            }
+            Watch::Tables(tables) => {
+                self.tables.insert(id, *tables);
+            }
+            Watch::AppliedIndex(index) => {
+                self.applied.insert((*index, id));
+            }
         }
+        self.all.insert(id, (watch, tx));
+    }
+
+    fn remove(&mut self, id: u64) -> Option<LocalSender<()>> {
+        let (watch, tx) = self.all.remove(&id)?;
+        let unindex = |map: &mut BTreeMap<String, BTreeSet<u64>>, key: &str| {
+            if let Some(ids) = map.get_mut(key) {
+                ids.remove(&id);
+                if ids.is_empty() {
+                    map.remove(key);
+                }
+            }
+        };
+        match &watch {
+            Watch::Kv { key, prefix: false } => unindex(&mut self.keys, key),
+            Watch::Kv { key, prefix: true } => unindex(&mut self.prefixes, key),
+            Watch::Tables(_) => {
+                self.tables.remove(&id);
+            }
+            Watch::AppliedIndex(index) => {
+                self.applied.remove(&(*index, id));
+            }
+        }
+        Some(tx)
+    }
+
+    /// The watchers `notice` wakes.
+    fn woken_by(&self, notice: &ChangeNotice) -> BTreeSet<u64> {
+        let mut woken: BTreeSet<u64> = self
+            .applied
+            .range(..=(notice.index, u64::MAX))
+            .map(|(_, id)| *id)
+            .collect();
+        woken.extend(
+            self.tables
+                .iter()
+                .filter(|(_, tables)| notice.tables & **tables != 0)
+                .map(|(id, _)| *id),
+        );
+        if notice.tables & crate::fsm::table::KVS == 0 {
+            return woken;
+        }
+        match &notice.kv_keys {
+            None => {
+                woken.extend(self.keys.values().flatten());
+                woken.extend(self.prefixes.values().flatten());
+            }
+            Some(keys) => {
+                for key in keys.iter() {
+                    woken.extend(self.keys.get(key).into_iter().flatten());
+                    // Every prefix of the key (by characters, the empty prefix included) that a watcher holds.
+                    let cuts = key.char_indices().map(|(at, _)| at).chain([key.len()]);
+                    for cut in cuts {
+                        woken.extend(self.prefixes.get(&key[..cut]).into_iter().flatten());
+                    }
+                }
+            }
+        }
+        woken
     }
 }
 
@@ -77,7 +156,7 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.link.watchers.borrow_mut().remove(&self.id);
+        self.link.watchers.borrow_mut().remove(self.id);
     }
 }
 
@@ -89,7 +168,7 @@ pub struct ShardLink {
     to_core: ConnectedSender<CoreRequest>,
     pending: RefCell<BTreeMap<u64, ReplySender>>,
     next_id: Cell<u64>,
-    watchers: RefCell<BTreeMap<u64, (Watch, LocalSender<()>)>>,
+    watchers: RefCell<Watchers>,
     receiver: RefCell<Option<Task<()>>>,
 }
 
@@ -103,7 +182,7 @@ impl ShardLink {
             to_core,
             pending: RefCell::new(BTreeMap::new()),
             next_id: Cell::new(1),
-            watchers: RefCell::new(BTreeMap::new()),
+            watchers: RefCell::new(Watchers::default()),
             receiver: RefCell::new(None),
         });
         let weak = Rc::downgrade(&link);
@@ -131,13 +210,8 @@ impl ShardLink {
             }
             ShardMessage::Changed(notice) => {
                 let mut watchers = self.watchers.borrow_mut();
-                let woken: Vec<u64> = watchers
-                    .iter()
-                    .filter(|(_, (watch, _))| watch.woken_by(&notice))
-                    .map(|(id, _)| *id)
-                    .collect();
-                for id in woken {
-                    if let Some((_, tx)) = watchers.remove(&id) {
+                for id in watchers.woken_by(&notice) {
+                    if let Some(tx) = watchers.remove(id) {
                         let _ = tx.try_send(());
                     }
                 }
@@ -148,12 +222,12 @@ impl ShardLink {
     /// Registers a watcher for `watch`, or `None` when too many are registered.
     pub fn watch(self: &Rc<Self>, watch: Watch) -> Option<Watcher> {
         let mut watchers = self.watchers.borrow_mut();
-        if watchers.len() >= WATCHERS_MAX {
+        if watchers.all.len() >= WATCHERS_MAX {
             return None;
         }
         let id = self.take_id();
         let (tx, rx) = local_channel::new_bounded(1);
-        watchers.insert(id, (watch, tx));
+        watchers.insert(id, watch, tx);
         Some(Watcher {
             link: Rc::clone(self),
             id,
@@ -261,4 +335,66 @@ fn unexpected(reply: &CoreReply) -> ErrorReply {
         ErrorCode::Unknown,
         format!("unexpected reply from the raft core: {reply:?}"),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fsm::table;
+
+    fn notice(index: Index, tables: u32, keys: Option<&[&str]>) -> ChangeNotice {
+        ChangeNotice {
+            index,
+            tables,
+            kv_keys: keys.map(|k| Arc::new(k.iter().map(|s| s.to_string()).collect())),
+        }
+    }
+
+    #[test]
+    fn a_notice_wakes_exactly_the_watchers_it_touches() {
+        let executor = glommio::LocalExecutorBuilder::default()
+            .io_memory(256 << 10)
+            .make()
+            .expect("executor");
+        executor.run(async {
+            let mut w = Watchers::default();
+            let kv = |key: &str, prefix| Watch::Kv {
+                key: key.to_string(),
+                prefix,
+            };
+            for (id, watch) in [
+                (1, kv("app/db", false)),
+                (2, kv("app/", true)),
+                (3, kv("", true)),
+                (4, kv("web/", true)),
+                (5, Watch::Tables(table::SESSIONS)),
+                (6, Watch::AppliedIndex(10)),
+                (7, kv("app/dbx", false)),
+            ] {
+                let (tx, _rx) = local_channel::new_bounded(1);
+                w.insert(id, watch, tx);
+            }
+            fn ids(w: &Watchers, n: &ChangeNotice) -> Vec<u64> {
+                w.woken_by(n).into_iter().collect()
+            }
+            assert_eq!(
+                ids(&w, &notice(9, table::KVS, Some(&["app/db"]))),
+                vec![1, 2, 3]
+            );
+            assert_eq!(ids(&w, &notice(10, table::SESSIONS, None)), vec![5, 6]);
+            assert_eq!(ids(&w, &notice(9, table::KVS, None)), vec![1, 2, 3, 4, 7]);
+            assert_eq!(ids(&w, &notice(9, table::KVS, Some(&["other"]))), vec![3]);
+            assert!(w.remove(1).is_some());
+            assert!(w.remove(1).is_none());
+            assert_eq!(
+                ids(&w, &notice(9, table::KVS, Some(&["app/db"]))),
+                vec![2, 3]
+            );
+            for id in [2, 3, 4, 5, 6, 7] {
+                assert!(w.remove(id).is_some());
+            }
+            assert!(w.keys.is_empty() && w.prefixes.is_empty() && w.tables.is_empty());
+            assert!(w.applied.is_empty() && w.all.is_empty());
+        });
+    }
 }
