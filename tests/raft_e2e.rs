@@ -884,3 +884,74 @@ impl Drop for Renewer {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
+
+#[test]
+fn operator_transfers_leadership_and_removes_a_peer() {
+    let _serial = serial();
+    let mut cluster = Cluster::new("raft-e2e-operator");
+    let leader = cluster.wait_leader();
+    let target = cluster
+        .running()
+        .into_iter()
+        .find(|&i| i != leader)
+        .expect("a follower");
+    let config = cluster
+        .call(leader, "GET", "/v1/operator/raft/configuration", b"")
+        .json();
+    let target_id = config["Servers"]
+        .as_array()
+        .expect("Servers")
+        .iter()
+        .find(|s| s["Address"] == cluster.server_address(target).as_str())
+        .and_then(|s| s["ID"].as_str())
+        .expect("the target's ID")
+        .to_string();
+
+    let r = cluster.call(
+        leader,
+        "POST",
+        &format!("/v1/operator/raft/transfer-leader?id={target_id}"),
+        b"",
+    );
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, r#"{"Success":true}"#),
+        "{r:?}"
+    );
+    let now = cluster.wait_leader();
+    assert_eq!(now, target, "leadership went to the named server");
+
+    // The new leader removes the old one from the configuration.
+    let removed = cluster.server_address(leader);
+    let r = cluster.call(
+        target,
+        "DELETE",
+        &format!("/v1/operator/raft/peer?address={removed}"),
+        b"",
+    );
+    assert_eq!(r.status, 200, "{r:?}");
+    cluster.poll(
+        Duration::from_secs(10),
+        "the configuration without the removed server",
+        |c| {
+            let r = c.send(target, "GET", "/v1/operator/raft/configuration", b"")?;
+            let json = r.json();
+            let listed: Vec<String> = json["Servers"]
+                .as_array()
+                .map(|a| {
+                    a.iter()
+                        .filter_map(|s| s["Address"].as_str().map(String::from))
+                        .collect()
+                })
+                .unwrap_or_default();
+            (listed.len() == SERVERS - 1 && !listed.contains(&removed))
+                .then_some(())
+                .ok_or_else(|| json.to_string())
+        },
+    );
+    let peers = cluster.call(target, "GET", "/v1/status/peers", b"").json();
+    assert_eq!(peers.as_array().map(Vec::len), Some(SERVERS - 1), "{peers}");
+    // The two remaining servers still commit writes.
+    let r = cluster.call(target, "PUT", "/v1/kv/after-remove", b"x");
+    assert_eq!(r.text(), "true", "{r:?}");
+}
