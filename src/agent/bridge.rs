@@ -22,7 +22,7 @@ use crate::raft::{Index, ServerId};
 use crate::rpc::{Consistency, ErrorReply};
 use glommio::channels::shared_channel::{self, SharedReceiver, SharedSender};
 use parking_lot::RwLock;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{fence, AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -161,17 +161,47 @@ pub struct Shared {
     /// `clock` ms of the last contact with a leader (refreshed continuously on the leader); `u64::MAX` when
     /// there never was one.
     last_contact_ms: AtomicU64,
+    /// Per shard: whether it has blocking queries waiting, i.e. wants change notices (see [`Shared::listen`]).
+    listening: Vec<AtomicBool>,
 }
 
 impl Shared {
-    /// A fresh shared state whose clock starts now.
+    /// A fresh shared state whose clock starts now, for no shards.
     pub fn new() -> Shared {
+        Shared::for_shards(0)
+    }
+
+    /// A fresh shared state for `shards` shards.
+    pub fn for_shards(shards: usize) -> Shared {
         Shared {
             clock: Instant::now(),
             published: RwLock::new(Arc::new(Published::default())),
             lease_until_ms: AtomicU64::new(0),
             last_contact_ms: AtomicU64::new(u64::MAX),
+            listening: (0..shards).map(|_| AtomicBool::new(false)).collect(),
         }
+    }
+
+    /// Says whether `shard` has blocking queries waiting. The core sends change notices only to listening
+    /// shards, so an idle shard is not woken by every write. The handshake is Dekker's: the shard sets its
+    /// flag, then (fence) reads the published state; the core publishes, then (fence) reads the flags. Either
+    /// the core sees the flag and sends the notice, or the shard sees the new state: a shard that starts
+    /// listening must re-check the published index after this call ([`crate::agent::shard::ShardLink::watch`]
+    /// does).
+    pub fn listen(&self, shard: usize, on: bool) {
+        if let Some(flag) = self.listening.get(shard) {
+            flag.store(on, Ordering::SeqCst);
+            fence(Ordering::SeqCst);
+        }
+    }
+
+    /// Which shards want notices, read after a publish (the core's half of [`Shared::listen`]).
+    pub fn listeners(&self) -> Vec<bool> {
+        fence(Ordering::SeqCst);
+        self.listening
+            .iter()
+            .map(|flag| flag.load(Ordering::SeqCst))
+            .collect()
     }
 
     /// Milliseconds on the clock shared by the core and the shards.
@@ -252,7 +282,7 @@ pub struct ShardSide {
 
 /// Builds the bridge for `shards` shards.
 pub fn bridge(shards: usize) -> (CoreSide, Vec<ShardSide>) {
-    let shared = Arc::new(Shared::new());
+    let shared = Arc::new(Shared::for_shards(shards));
     let mut core = CoreSide {
         shared: Arc::clone(&shared),
         requests: Vec::with_capacity(shards),

@@ -209,7 +209,7 @@ impl FrontEnd {
                         WatchSpec::Tables(tables) => Watch::Tables(tables),
                         WatchSpec::Any => Watch::AppliedIndex(published.applied_index + 1),
                     };
-                    let Some(watcher) = self.link.watch(watch) else {
+                    let Some(watcher) = self.link.watch(watch, published.applied_index) else {
                         return ApiResponse::text(429, "too many blocking queries on this agent");
                     };
                     watcher.wait(deadline - now_ms).await;

@@ -156,7 +156,11 @@ impl Watcher {
 
 impl Drop for Watcher {
     fn drop(&mut self) {
-        self.link.watchers.borrow_mut().remove(self.id);
+        let mut watchers = self.link.watchers.borrow_mut();
+        watchers.remove(self.id);
+        if watchers.all.is_empty() {
+            self.link.shared.listen(self.link.shard, false);
+        }
     }
 }
 
@@ -164,6 +168,7 @@ type ReplySender = LocalSender<Result<CoreReply, ErrorReply>>;
 
 /// A shard's connection to the Raft core.
 pub struct ShardLink {
+    shard: usize,
     shared: Arc<Shared>,
     to_core: ConnectedSender<CoreRequest>,
     pending: RefCell<BTreeMap<u64, ReplySender>>,
@@ -178,6 +183,7 @@ impl ShardLink {
         let to_core = side.requests.connect().await;
         let messages = side.messages.connect().await;
         let link = Rc::new(ShardLink {
+            shard: side.shard,
             shared: side.shared,
             to_core,
             pending: RefCell::new(BTreeMap::new()),
@@ -220,13 +226,23 @@ impl ShardLink {
     }
 
     /// Registers a watcher for `watch`, or `None` when too many are registered.
-    pub fn watch(self: &Rc<Self>, watch: Watch) -> Option<Watcher> {
+    ///
+    /// `seen_index` is the published applied index the caller decided to wait from: if the state moved past it
+    /// meanwhile (possible only when this shard was not listening for notices yet), the watcher is woken at
+    /// once so the caller looks again.
+    pub fn watch(self: &Rc<Self>, watch: Watch, seen_index: Index) -> Option<Watcher> {
         let mut watchers = self.watchers.borrow_mut();
         if watchers.all.len() >= WATCHERS_MAX {
             return None;
         }
         let id = self.take_id();
         let (tx, rx) = local_channel::new_bounded(1);
+        if watchers.all.is_empty() {
+            self.shared.listen(self.shard, true);
+        }
+        if self.shared.published().applied_index > seen_index {
+            let _ = tx.try_send(());
+        }
         watchers.insert(id, watch, tx);
         Some(Watcher {
             link: Rc::clone(self),
@@ -238,10 +254,11 @@ impl ShardLink {
     /// Waits until the published applied index reaches `index`; `false` when `timeout_ms` passed first.
     pub async fn wait_applied(self: &Rc<Self>, index: Index, timeout_ms: u64) -> bool {
         loop {
-            if self.shared.published().applied_index >= index {
+            let applied = self.shared.published().applied_index;
+            if applied >= index {
                 return true;
             }
-            let Some(watcher) = self.watch(Watch::AppliedIndex(index)) else {
+            let Some(watcher) = self.watch(Watch::AppliedIndex(index), applied) else {
                 return false;
             };
             if !watcher.wait(timeout_ms).await {

@@ -290,9 +290,12 @@ impl Inner {
             return;
         };
         let bridge = self.bridge.as_mut().expect("checked");
+        let listeners = bridge.shared.listeners();
         for shard in 0..bridge.outboxes.len() {
-            push_notice(&mut bridge.outboxes[shard], notice.clone());
-            let _ = bridge.wakes[shard].try_send(());
+            if listeners.get(shard).copied().unwrap_or(true) {
+                push_notice(&mut bridge.outboxes[shard], notice.clone());
+                let _ = bridge.wakes[shard].try_send(());
+            }
         }
     }
 
