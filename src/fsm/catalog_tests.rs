@@ -51,7 +51,7 @@ fn register(fsm: &mut Fsm, index: Index, request: RegisterRequest) -> Outcome {
         index,
         &Command::CatalogRegister {
             now_ms: NOW_MS,
-            request,
+            request: Box::new(request),
         },
     )
 }
@@ -659,7 +659,7 @@ fn catalog_commands_round_trip_through_the_codec() {
     let commands = [
         Command::CatalogRegister {
             now_ms: 5,
-            request: req,
+            request: Box::new(req),
         },
         Command::CatalogDeregister {
             now_ms: 6,

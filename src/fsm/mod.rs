@@ -1,5 +1,11 @@
-//! PURE: the replicated state machine: KV (with tombstones and lock-delay), sessions, transactions.
-//! Catalog and ACL tables come later and follow the same pattern.
+//! PURE: the replicated state machine: KV (with tombstones and lock-delay), sessions, transactions, and the
+//! catalog (nodes, services, health checks; [`catalog`]). ACL tables come later and follow the same pattern.
+//!
+//! Sessions and the catalog: a session create on a node the catalog has is refused when a check it names is
+//! missing or critical (Consul's texts); a node the catalog does not know is accepted, because the agent does
+//! not register its own node yet (the HTTP layer can ask [`session_binding_error`] with `require_node` for
+//! Consul's `Missing node registration`). A bound check going critical or away, or its node going away, ends
+//! the session in the same apply (release or delete, with lock-delay).
 //!
 //! [`Fsm`] runs on the Raft core: [`Fsm::apply`] applies one committed [`Command`] at its log index and
 //! returns an [`Outcome`] for the proposer. After each applied batch the core publishes [`Fsm::state`], an
@@ -100,8 +106,8 @@ pub enum Command {
     CatalogRegister {
         /// The proposer's wall-clock time, for the lock-delays of invalidated sessions.
         now_ms: u64,
-        /// What to register.
-        request: RegisterRequest,
+        /// What to register (boxed: it is much larger than the other commands).
+        request: Box<RegisterRequest>,
     },
     /// Deregisters (`PUT /v1/catalog/deregister`) one check, one service instance (and its checks), or, when
     /// neither is named, the whole node with its services, checks and sessions.
