@@ -1,11 +1,12 @@
 //! Applying commands: each runs on a working copy of the state (O(1) to take) that replaces the state only
 //! when the command changed something, so a refused command or a failed transaction leaves no trace.
 
+use super::catalog_write;
 use super::codec::{decode_command, encode_outcome};
 use super::txn::{self, OpError};
 use super::{
-    snapshot, table, Behavior, ChangeLog, Changes, Command, Fsm, Index, KvOp, Outcome, Session,
-    SessionSpec, State, TxnOutcome, CHANGED_KEYS_MAX, SESSION_TTL_MULTIPLIER,
+    snapshot, table, Behavior, ChangeLog, Changes, Command, Fsm, Index, KvOp, NameLog, Outcome,
+    Session, SessionSpec, State, TxnOutcome, CHANGED_KEYS_MAX, SESSION_TTL_MULTIPLIER,
 };
 use std::sync::Arc;
 
@@ -31,6 +32,18 @@ impl ChangeLog {
         self.tables |= flags;
     }
 
+    /// Records a change to the instances (or their checks) of service `name`.
+    pub(super) fn service(&mut self, name: &str) {
+        self.tables |= table::SERVICES;
+        self.services.add(name);
+    }
+
+    /// Records a change to node `name` (the node itself or its checks; `flags` the tables touched).
+    pub(super) fn node(&mut self, name: &str, flags: u32) {
+        self.tables |= flags;
+        self.nodes.add(name);
+    }
+
     /// Adds what `other` recorded.
     fn merge(&mut self, other: ChangeLog) {
         self.tables |= other.tables;
@@ -41,13 +54,17 @@ impl ChangeLog {
         for key in &other.keys {
             self.key(key);
         }
+        self.services.merge(other.services);
+        self.nodes.merge(other.nodes);
     }
 
-    /// A log that reports every table and every key changed.
+    /// A log that reports every table, key and name changed.
     fn everything() -> ChangeLog {
         ChangeLog {
-            tables: table::KVS | table::SESSIONS,
+            tables: table::KVS | table::SESSIONS | table::NODES | table::SERVICES | table::CHECKS,
             overflow: true,
+            services: NameLog::everything(),
+            nodes: NameLog::everything(),
             ..ChangeLog::default()
         }
     }
@@ -58,7 +75,48 @@ impl ChangeLog {
         Changes {
             tables: log.tables,
             kv_keys: (!log.overflow).then_some(log.keys),
+            service_names: log.services.into_names(),
+            node_names: log.nodes.into_names(),
         }
+    }
+}
+
+impl NameLog {
+    /// A log that reports every name changed.
+    fn everything() -> NameLog {
+        NameLog {
+            overflow: true,
+            ..NameLog::default()
+        }
+    }
+
+    /// Records `name`, once; past [`CHANGED_KEYS_MAX`] names the log reports "all".
+    fn add(&mut self, name: &str) {
+        if self.overflow || self.seen.contains(name) {
+            return;
+        }
+        if self.names.len() == CHANGED_KEYS_MAX {
+            *self = NameLog::everything();
+            return;
+        }
+        self.seen.insert(name.to_string());
+        self.names.push(name.to_string());
+    }
+
+    /// Adds what `other` recorded.
+    fn merge(&mut self, other: NameLog) {
+        if other.overflow {
+            *self = NameLog::everything();
+            return;
+        }
+        for name in &other.names {
+            self.add(name);
+        }
+    }
+
+    /// The names recorded, `None` for "all".
+    fn into_names(self) -> Option<Vec<String>> {
+        (!self.overflow).then_some(self.names)
     }
 }
 
@@ -112,6 +170,22 @@ impl Fsm {
             Command::SessionDestroy { now_ms, id } => {
                 session_destroy(&mut work, index, *now_ms, id, &mut log)
             }
+            Command::CatalogRegister { now_ms, request } => {
+                let result = catalog_write::register(&mut work, index, *now_ms, request, &mut log);
+                catalog_applied(result)
+            }
+            Command::CatalogDeregister {
+                now_ms,
+                node,
+                service_id,
+                check_id,
+            } => {
+                let (service, check) = (service_id.as_deref(), check_id.as_deref());
+                let result = catalog_write::deregister(
+                    &mut work, index, *now_ms, node, service, check, &mut log,
+                );
+                catalog_applied(result)
+            }
             Command::TombstoneReap { through_index } => {
                 work.reap_tombstones(*through_index);
                 Applied::keep(Outcome::Done)
@@ -163,6 +237,14 @@ impl Fsm {
     }
 }
 
+/// A catalog write's answer: `true`, or Consul's error text (and nothing kept).
+fn catalog_applied(result: Result<(), String>) -> Applied {
+    match result {
+        Ok(()) => Applied::keep(Outcome::Bool(true)),
+        Err(what) => Applied::discard(Outcome::Error(what)),
+    }
+}
+
 /// One KV write: `true`/`false` as Consul answers, or the error for a malformed one.
 fn kv_write(
     state: &mut State,
@@ -199,6 +281,9 @@ fn session_create(
     if spec.id.is_empty() {
         return Applied::discard(Outcome::Error("Missing session ID".to_string()));
     }
+    if let Err(what) = catalog_write::check_session_binding(state, spec) {
+        return Applied::discard(Outcome::Error(what));
+    }
     let session = Session {
         spec: spec.clone(),
         create_index: index,
@@ -233,8 +318,23 @@ fn session_destroy(
     id: &str,
     log: &mut ChangeLog,
 ) -> Applied {
-    let Some(session) = state.sessions.remove(id) else {
+    if !end_session(state, index, now_ms, id, log) {
         return Applied::discard(Outcome::Bool(true));
+    }
+    Applied::keep(Outcome::Bool(true))
+}
+
+/// Ends session `id` (destroyed or invalidated): its held keys are released or deleted per its behavior, each
+/// with the session's lock-delay from `now_ms`. `false` (and no change) when it does not exist.
+pub(super) fn end_session(
+    state: &mut State,
+    index: Index,
+    now_ms: u64,
+    id: &str,
+    log: &mut ChangeLog,
+) -> bool {
+    let Some(session) = state.sessions.remove(id) else {
+        return false;
     };
     state.deadlines.remove(id);
     state.prune_lock_delays(now_ms);
@@ -247,7 +347,7 @@ fn session_destroy(
     }
     state.indexes.sessions = index;
     log.table(table::SESSIONS);
-    Applied::keep(Outcome::Bool(true))
+    true
 }
 
 /// Releases (clears the holder, bumps ModifyIndex) or deletes a key whose session ended.

@@ -1,5 +1,11 @@
-//! PURE: the replicated state machine: KV (with tombstones and lock-delay), sessions, transactions.
-//! Catalog and ACL tables come later and follow the same pattern.
+//! PURE: the replicated state machine: KV (with tombstones and lock-delay), sessions, transactions, and the
+//! catalog (nodes, services, health checks; [`catalog`]). ACL tables come later and follow the same pattern.
+//!
+//! Sessions and the catalog: a session create on a node the catalog has is refused when a check it names is
+//! missing or critical (Consul's texts); a node the catalog does not know is accepted, because the agent does
+//! not register its own node yet (the HTTP layer can ask [`session_binding_error`] with `require_node` for
+//! Consul's `Missing node registration`). A bound check going critical or away, or its node going away, ends
+//! the session in the same apply (release or delete, with lock-delay).
 //!
 //! [`Fsm`] runs on the Raft core: [`Fsm::apply`] applies one committed [`Command`] at its log index and
 //! returns an [`Outcome`] for the proposer. After each applied batch the core publishes [`Fsm::state`], an
@@ -13,6 +19,9 @@
 //! rkyv archives of key-sorted vectors ([`snapshot`]).
 
 mod apply;
+pub mod catalog;
+pub mod catalog_read;
+pub mod catalog_write;
 pub mod codec;
 pub mod kv;
 pub mod session;
@@ -21,8 +30,16 @@ mod state;
 pub mod txn;
 
 #[cfg(test)]
+mod catalog_tests;
+#[cfg(test)]
 mod tests;
 
+pub use catalog::{
+    CheckDefinition, CheckStatus, HealthCheck, Node, RegisterRequest, Service, ServiceAddress,
+    Weights,
+};
+pub use catalog_read::HealthEntry;
+pub use catalog_write::{session_binding_error, MISSING_NODE, MISSING_SERVICE};
 pub use kv::{KvEntry, KvOp, KvVerb};
 pub use session::{Behavior, ServiceCheck, Session, SessionSpec};
 pub use state::{State, TableIndexes};
@@ -84,6 +101,26 @@ pub enum Command {
         /// The session ID.
         id: String,
     },
+    /// Registers a node, optionally a service instance on it, and checks (`PUT /v1/catalog/register`, the
+    /// agent's anti-entropy). A check going critical invalidates the sessions bound to it.
+    CatalogRegister {
+        /// The proposer's wall-clock time, for the lock-delays of invalidated sessions.
+        now_ms: u64,
+        /// What to register (boxed: it is much larger than the other commands).
+        request: Box<RegisterRequest>,
+    },
+    /// Deregisters (`PUT /v1/catalog/deregister`) one check, one service instance (and its checks), or, when
+    /// neither is named, the whole node with its services, checks and sessions.
+    CatalogDeregister {
+        /// The proposer's wall-clock time, for the lock-delays of invalidated sessions.
+        now_ms: u64,
+        /// The node name.
+        node: String,
+        /// The service instance to remove.
+        service_id: Option<String>,
+        /// The check to remove.
+        check_id: Option<String>,
+    },
     /// Removes KV tombstones at or below `through_index` (the leader's tombstone reaper).
     TombstoneReap {
         /// The highest tombstone index to remove.
@@ -94,7 +131,7 @@ pub enum Command {
 /// What applying a [`Command`] produced, returned to its proposer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
-    /// A KV write or session destroy: `true` or `false` as Consul's JSON answer.
+    /// A KV write, session destroy or catalog write: `true` or `false` as Consul's JSON answer.
     Bool(bool),
     /// A transaction's results or its errors (then nothing was applied).
     Txn(TxnOutcome),
@@ -114,6 +151,12 @@ pub mod table {
     pub const KVS: u32 = 1;
     /// The sessions table.
     pub const SESSIONS: u32 = 1 << 1;
+    /// The catalog's nodes table.
+    pub const NODES: u32 = 1 << 2;
+    /// The catalog's services table.
+    pub const SERVICES: u32 = 1 << 3;
+    /// The catalog's checks table.
+    pub const CHECKS: u32 = 1 << 4;
 }
 
 /// What changed since the last [`Fsm::take_changes`]: what a shard needs to wake the right blocking queries.
@@ -124,6 +167,11 @@ pub struct Changes {
     /// The KV keys written, deleted, locked or unlocked (in order of first change, no duplicates), at most
     /// [`CHANGED_KEYS_MAX`]; `None` when more changed (every KV watcher must re-check).
     pub kv_keys: Option<Vec<String>>,
+    /// The service names whose instances or checks changed (first change order, no duplicates), at most
+    /// [`CHANGED_KEYS_MAX`]; `None` when more changed (every service watcher must re-check).
+    pub service_names: Option<Vec<String>>,
+    /// The nodes registered, changed or deregistered, or whose checks changed, capped the same way.
+    pub node_names: Option<Vec<String>>,
 }
 
 /// The state machine as the Raft core owns it.
@@ -138,6 +186,16 @@ pub struct Fsm {
 struct ChangeLog {
     tables: u32,
     keys: Vec<String>,
+    seen: std::collections::BTreeSet<String>,
+    overflow: bool,
+    services: NameLog,
+    nodes: NameLog,
+}
+
+/// Names changed, in first-change order without duplicates, up to [`CHANGED_KEYS_MAX`] (then "all").
+#[derive(Clone, Debug, Default)]
+struct NameLog {
+    names: Vec<String>,
     seen: std::collections::BTreeSet<String>,
     overflow: bool,
 }

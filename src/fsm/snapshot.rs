@@ -2,9 +2,13 @@
 //!
 //! Header (little-endian): `magic "CRNFSM01" (8) | format version u32 | CRC-32/IEEE of the payload u32 |
 //! payload length u64 | 8 zero bytes`. The payload is validated with `rkyv::access` (bytecheck) after the
-//! CRC, and then for order and references (keys strictly ascending, held keys name existing sessions), so
-//! a cut or a flipped bit is an error, never a panic or a wrong state.
+//! CRC, and then for order and references (keys strictly ascending, held keys name existing sessions, services
+//! and checks name existing nodes and services, per-service indexes match the registered names), so a cut or a
+//! flipped bit is an error, never a panic or a wrong state.
+//!
+//! Format 2 added the catalog (nodes, services, checks, per-service-name indexes); format 1 is not read.
 
+use super::catalog::{HealthCheck, Node, Service};
 use super::session::{Behavior, ServiceCheck, Session, SessionSpec};
 use super::{KvEntry, State, TableIndexes};
 use rkyv::rancor;
@@ -16,7 +20,7 @@ pub const SNAPSHOT_HEADER_BYTES: usize = 32;
 /// The magic at the start of every state machine snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CRNFSM01";
 /// The payload format this code writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 1;
+pub const SNAPSHOT_FORMAT: u32 = 2;
 
 /// The archived state.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Default)]
@@ -29,6 +33,22 @@ struct Image {
     tombstones: Vec<ImageMark>,
     sessions: Vec<ImageSession>,
     lock_delays: Vec<ImageMark>,
+    catalog: ImageCatalog,
+}
+
+/// The catalog: nodes by name, services by (node, ID), checks by (node, check ID), and indexes.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Default)]
+struct ImageCatalog {
+    nodes_index: u64,
+    services_index: u64,
+    checks_index: u64,
+    service_extinction_index: u64,
+    nodes: Vec<Node>,
+    /// (node name, instance).
+    services: Vec<(String, Service)>,
+    checks: Vec<HealthCheck>,
+    /// Per-service-name indexes, name-ascending.
+    service_indexes: Vec<ImageMark>,
 }
 
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug)]
@@ -160,6 +180,24 @@ fn image_of(state: &State) -> Image {
             .map(|s| image_session(s, state.deadlines.get(&s.spec.id).copied()))
             .collect(),
         lock_delays: marks(&state.lock_delays),
+        catalog: image_catalog(state),
+    }
+}
+
+fn image_catalog(state: &State) -> ImageCatalog {
+    ImageCatalog {
+        nodes_index: state.indexes.nodes,
+        services_index: state.indexes.services,
+        checks_index: state.indexes.checks,
+        service_extinction_index: state.indexes.service_extinction,
+        nodes: state.nodes.values().map(|n| (**n).clone()).collect(),
+        services: state
+            .services
+            .iter()
+            .map(|((node, _), s)| (node.clone(), (**s).clone()))
+            .collect(),
+        checks: state.checks.values().map(|c| (**c).clone()).collect(),
+        service_indexes: marks(&state.service_indexes),
     }
 }
 
@@ -217,9 +255,14 @@ fn state_of(image: Image) -> Result<State, String> {
             kvs: image.kvs_index,
             tombstones: image.tombstones_index,
             sessions: image.sessions_index,
+            nodes: image.catalog.nodes_index,
+            services: image.catalog.services_index,
+            checks: image.catalog.checks_index,
+            service_extinction: image.catalog.service_extinction_index,
         },
         ..State::default()
     };
+    restore_catalog(&mut state, image.catalog)?;
     ascending("session", image.sessions.iter().map(|s| s.id.as_str()))?;
     for s in image.sessions {
         let (id, deadline) = (s.id.clone(), s.deadline_ms);
@@ -244,6 +287,90 @@ fn state_of(image: Image) -> Result<State, String> {
     state.tombstones = marks_of("tombstone", image.tombstones)?;
     state.lock_delays = marks_of("lock-delay", image.lock_delays)?;
     Ok(state)
+}
+
+/// Rebuilds the catalog tables, refusing disorder and dangling references.
+fn restore_catalog(state: &mut State, catalog: ImageCatalog) -> Result<(), String> {
+    ascending("node", catalog.nodes.iter().map(|n| n.node.as_str()))?;
+    for node in catalog.nodes {
+        state.nodes.insert(node.node.clone(), Arc::new(node));
+    }
+    ascending_pairs(
+        "service",
+        catalog
+            .services
+            .iter()
+            .map(|(n, s)| (n.as_str(), s.id.as_str())),
+    )?;
+    for (node, service) in catalog.services {
+        if !state.nodes.contains_key(&node) {
+            return Err(format!(
+                "snapshot invalid: service {:?} on unknown node {node:?}",
+                service.id
+            ));
+        }
+        let name = (service.service.clone(), node.clone(), service.id.clone());
+        state.service_names.insert(name);
+        state
+            .services
+            .insert((node, service.id.clone()), Arc::new(service));
+    }
+    let keys = catalog
+        .checks
+        .iter()
+        .map(|c| (c.node.as_str(), c.check_id.as_str()));
+    ascending_pairs("check", keys)?;
+    for check in catalog.checks {
+        check_references(state, &check)?;
+        let key = (check.node.clone(), check.check_id.clone());
+        state.checks.insert(key, Arc::new(check));
+    }
+    state.service_indexes = marks_of("service index", catalog.service_indexes)?;
+    let names: std::collections::BTreeSet<&String> =
+        state.service_names.iter().map(|(n, _, _)| n).collect();
+    if names.len() != state.service_indexes.len()
+        || names
+            .iter()
+            .any(|n| !state.service_indexes.contains_key(*n))
+    {
+        return Err(
+            "snapshot invalid: per-service indexes do not match the registered services"
+                .to_string(),
+        );
+    }
+    Ok(())
+}
+
+/// A restored check must name an existing node and, if bound to one, an existing service instance on it.
+fn check_references(state: &State, check: &HealthCheck) -> Result<(), String> {
+    if !state.nodes.contains_key(&check.node) {
+        return Err(format!(
+            "snapshot invalid: check {:?} on unknown node {:?}",
+            check.check_id, check.node
+        ));
+    }
+    let service = (check.node.clone(), check.service_id.clone());
+    if !check.service_id.is_empty() && !state.services.contains_key(&service) {
+        return Err(format!(
+            "snapshot invalid: check {:?} names unknown service {:?}",
+            check.check_id, check.service_id
+        ));
+    }
+    Ok(())
+}
+
+fn ascending_pairs<'a>(
+    what: &str,
+    keys: impl Iterator<Item = (&'a str, &'a str)>,
+) -> Result<(), String> {
+    let mut last: Option<(&str, &str)> = None;
+    for key in keys {
+        if last.is_some_and(|l| l >= key) {
+            return Err(format!("snapshot invalid: {what} {key:?} out of order"));
+        }
+        last = Some(key);
+    }
+    Ok(())
 }
 
 fn ascending<'a>(what: &str, keys: impl Iterator<Item = &'a str>) -> Result<(), String> {

@@ -1,6 +1,7 @@
 //! The applied state: persistent `imbl` maps, so a clone is O(1) and shares structure with the original. Shards
 //! read a published clone; the Raft core keeps applying to its own.
 
+use super::catalog::{HealthCheck, Node, Service};
 use super::txn::{self, TxnOutcome};
 use super::{ChangeLog, Index, KvEntry, KvOp, Session};
 use imbl::{OrdMap, OrdSet};
@@ -16,6 +17,15 @@ pub struct TableIndexes {
     pub tombstones: Index,
     /// Last session created or destroyed.
     pub sessions: Index,
+    /// Last node registered, changed or deregistered.
+    pub nodes: Index,
+    /// Last service instance registered, changed or deregistered.
+    pub services: Index,
+    /// Last check registered, changed or deregistered.
+    pub checks: Index,
+    /// Last time the last instance of some service name was deregistered (Consul's
+    /// `service_last_extinction`): what a blocking query on a missing service reports.
+    pub service_extinction: Index,
 }
 
 /// Everything the state machine holds, at one applied index.
@@ -33,6 +43,16 @@ pub struct State {
     pub(super) lock_delays: OrdMap<String, u64>,
     /// (session ID, key) for every held lock: finds a session's keys without a scan.
     pub(super) held: OrdSet<(String, String)>,
+    /// Catalog nodes by name.
+    pub(super) nodes: OrdMap<String, Arc<Node>>,
+    /// Service instances by (node, service ID).
+    pub(super) services: OrdMap<(String, String), Arc<Service>>,
+    /// (service name, node, service ID) of every instance: finds a service's instances without a scan.
+    pub(super) service_names: OrdSet<(String, String, String)>,
+    /// Checks by (node, check ID).
+    pub(super) checks: OrdMap<(String, String), Arc<HealthCheck>>,
+    /// The last change to each registered service name's instances or their checks.
+    pub(super) service_indexes: OrdMap<String, Index>,
     /// Per-table last-change indexes.
     pub(super) indexes: TableIndexes,
     /// The index of the last command applied.

@@ -360,8 +360,7 @@ fn delete_of_a_missing_key_is_true_and_changes_nothing() {
         state.table_indexes(),
         TableIndexes {
             kvs: 2,
-            tombstones: 0,
-            sessions: 0
+            ..TableIndexes::default()
         }
     );
     assert!(state.tombstones.is_empty());
@@ -1243,7 +1242,7 @@ fn restore_of_a_snapshot_with_any_flipped_bit_is_an_error() {
 fn restore_refuses_other_formats_and_garbage() {
     let bytes = busy_fsm().snapshot();
     let mut other = bytes.clone();
-    other[8] = 2;
+    other[8] = 1;
     assert!(Fsm::restore(&other).unwrap_err().contains("format"));
     assert!(Fsm::restore(b"not a snapshot at all, definitely not").is_err());
     let mut longer = bytes.clone();
@@ -1255,8 +1254,11 @@ fn restore_refuses_other_formats_and_garbage() {
 fn restore_reports_every_table_changed() {
     let mut restored = Fsm::restore(&busy_fsm().snapshot()).expect("restores");
     let changes = restored.take_changes();
-    assert_eq!(changes.tables, table::KVS | table::SESSIONS);
+    let all = table::KVS | table::SESSIONS | table::NODES | table::SERVICES | table::CHECKS;
+    assert_eq!(changes.tables, all);
     assert_eq!(changes.kv_keys, None);
+    assert_eq!(changes.service_names, None);
+    assert_eq!(changes.node_names, None);
     assert_eq!(restored.take_changes(), Changes::default_empty());
 }
 
@@ -1268,6 +1270,8 @@ impl Changes {
         Changes {
             tables: 0,
             kv_keys: Some(Vec::new()),
+            service_names: Some(Vec::new()),
+            node_names: Some(Vec::new()),
         }
     }
 }
