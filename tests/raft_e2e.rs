@@ -886,15 +886,17 @@ impl Drop for Renewer {
 }
 
 #[test]
-fn operator_transfers_leadership_and_removes_a_peer() {
+fn operator_actions_sent_to_a_follower_transfer_leadership_and_remove_a_peer() {
     let _serial = serial();
     let mut cluster = Cluster::new("raft-e2e-operator");
     let leader = cluster.wait_leader();
-    let target = cluster
+    let followers: Vec<usize> = cluster
         .running()
         .into_iter()
-        .find(|&i| i != leader)
-        .expect("a follower");
+        .filter(|&i| i != leader)
+        .collect();
+    // `target` becomes the leader; every action is sent to `other`, a follower, which forwards it.
+    let (target, other) = (followers[0], followers[1]);
     let config = cluster
         .call(leader, "GET", "/v1/operator/raft/configuration", b"")
         .json();
@@ -908,7 +910,7 @@ fn operator_transfers_leadership_and_removes_a_peer() {
         .to_string();
 
     let r = cluster.call(
-        leader,
+        other,
         "POST",
         &format!("/v1/operator/raft/transfer-leader?id={target_id}"),
         b"",
@@ -921,10 +923,10 @@ fn operator_transfers_leadership_and_removes_a_peer() {
     let now = cluster.wait_leader();
     assert_eq!(now, target, "leadership went to the named server");
 
-    // The new leader removes the old one from the configuration.
+    // Through a follower of the new leader, the old leader is removed from the configuration.
     let removed = cluster.server_address(leader);
     let r = cluster.call(
-        target,
+        other,
         "DELETE",
         &format!("/v1/operator/raft/peer?address={removed}"),
         b"",

@@ -74,6 +74,8 @@ pub mod kind {
     pub const STATUS: u8 = 37;
     /// The answer to a status query.
     pub const STATUS_REPLY: u8 = 38;
+    /// An operator action on the Raft cluster, forwarded to the leader.
+    pub const OPERATOR: u8 = 39;
 }
 
 /// What starts every frame.
@@ -243,6 +245,28 @@ pub enum Body {
     },
     /// The answer to a status query.
     StatusReply(StatusReply),
+    /// An operator action for the leader; answered with [`Body::Applied`] (empty result) or an error.
+    Operator(OperatorRequest),
+}
+
+/// An operator action on the Raft cluster (`/v1/operator/raft/*`), forwarded by a follower to the leader.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperatorRequest {
+    /// The ACL token of the HTTP request.
+    pub token: String,
+    /// Where to send the reply.
+    pub reply_to: String,
+    /// What to do.
+    pub action: OperatorAction,
+}
+
+/// What an [`OperatorRequest`] asks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OperatorAction {
+    /// Hand leadership to this server, or to the most up-to-date voter.
+    TransferLeader(Option<ServerId>),
+    /// Remove this server from the configuration.
+    RemovePeer(ServerId),
 }
 
 /// One decoded frame.
@@ -304,6 +328,7 @@ impl Body {
             Body::ReadResult { .. } => kind::READ_RESULT,
             Body::Status { .. } => kind::STATUS,
             Body::StatusReply(_) => kind::STATUS_REPLY,
+            Body::Operator(_) => kind::OPERATOR,
         }
     }
 }
@@ -442,6 +467,17 @@ fn encode_parts(frame: &Frame, w: &mut Writer) -> Result<(), EncodeError> {
         }
         Body::Status { reply_to } => {
             w.bytes("reply address", reply_to.as_bytes(), ADDRESS_BYTES_MAX)?;
+        }
+        Body::Operator(o) => {
+            w.bytes("token", o.token.as_bytes(), TOKEN_BYTES_MAX)?;
+            w.bytes("reply address", o.reply_to.as_bytes(), ADDRESS_BYTES_MAX)?;
+            let (action, target) = match o.action {
+                OperatorAction::TransferLeader(target) => (1, target),
+                OperatorAction::RemovePeer(id) => (2, Some(id)),
+            };
+            w.u8(action);
+            w.u8(u8::from(target.is_some()));
+            w.u64(target.map_or(0, |id| id.0));
         }
         Body::StatusReply(s) => {
             w.u64(s.id.0);
@@ -772,6 +808,35 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
         kind::STATUS => Body::Status {
             reply_to: r.string("reply address", ADDRESS_BYTES_MAX)?,
         },
+        kind::OPERATOR => {
+            let token = r.string("token", TOKEN_BYTES_MAX)?;
+            let reply_to = r.string("reply address", ADDRESS_BYTES_MAX)?;
+            let action = r.u8("operator action")?;
+            let has_target = r.u8("target present")?;
+            let id = ServerId(r.u64("target id")?);
+            let target = match has_target {
+                0 => None,
+                1 => Some(id),
+                other => {
+                    r.at -= 9;
+                    return Err(r.err(format!("target present must be 0 or 1, not {other}")));
+                }
+            };
+            let action = match (action, target) {
+                (1, target) => OperatorAction::TransferLeader(target),
+                (2, Some(id)) => OperatorAction::RemovePeer(id),
+                (2, None) => return Err(r.err("remove-peer names no server".to_string())),
+                (other, _) => {
+                    r.at -= 10;
+                    return Err(r.err(format!("unknown operator action {other}")));
+                }
+            };
+            Body::Operator(OperatorRequest {
+                token,
+                reply_to,
+                action,
+            })
+        }
         kind::STATUS_REPLY => {
             let id = ServerId(r.u64("server id")?);
             let role = match r.u8("role")? {

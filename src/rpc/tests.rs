@@ -113,7 +113,7 @@ fn message(rng: &mut Rng, which: u64) -> Message {
 }
 
 /// Bodies: 0..=6 Raft messages, then one per other kind.
-const BODY_KINDS: u64 = 15;
+const BODY_KINDS: u64 = 16;
 
 fn body(rng: &mut Rng, which: u64) -> Body {
     match which {
@@ -170,6 +170,15 @@ fn body(rng: &mut Rng, which: u64) -> Body {
         13 => Body::Status {
             reply_to: text(rng, 20),
         },
+        14 => Body::Operator(OperatorRequest {
+            token: text(rng, 20),
+            reply_to: text(rng, 20),
+            action: match rng.range(0, 3) {
+                0 => OperatorAction::TransferLeader(None),
+                1 => OperatorAction::TransferLeader(Some(ServerId(rng.next_u64()))),
+                _ => OperatorAction::RemovePeer(ServerId(rng.next_u64())),
+            },
+        }),
         _ => Body::StatusReply(StatusReply {
             id: ServerId(rng.next_u64()),
             role: match rng.range(0, 4) {

@@ -8,6 +8,7 @@ use crate::agent::bridge::{
     ShardMessage, Shared,
 };
 use crate::raft::{MembershipChange, Suffrage};
+use crate::rpc::{OperatorAction, OperatorRequest};
 use std::sync::Arc;
 
 /// How long a request forwarded to the leader may wait for its reply.
@@ -133,7 +134,23 @@ impl Inner {
                     None => self.read(consistency, Vec::new(), responder),
                 }
             }
-            CoreRequest::Operator { id, op } => self.operator(Responder::Shard { shard, id }, op),
+            CoreRequest::Operator { id, op } => {
+                let responder = Responder::Shard { shard, id };
+                let action = match op {
+                    OperatorOp::TransferLeader(to) => OperatorAction::TransferLeader(to),
+                    OperatorOp::RemovePeer(id) => OperatorAction::RemovePeer(id),
+                };
+                match self.forward_target() {
+                    Some(leader) => self.forward(leader, responder, |reply_to| {
+                        Body::Operator(OperatorRequest {
+                            token: String::new(),
+                            reply_to,
+                            action,
+                        })
+                    }),
+                    None => self.operator(responder, action),
+                }
+            }
         }
     }
 
@@ -145,13 +162,14 @@ impl Inner {
         }
     }
 
-    fn operator(&mut self, responder: Responder, op: OperatorOp) {
+    /// Runs an operator action on the leader (answered when it completes), or refuses it elsewhere.
+    pub(super) fn operator(&mut self, responder: Responder, action: OperatorAction) {
         let Some(ctx) = self.admit(responder, None) else {
             return;
         };
-        let input = match op {
-            OperatorOp::TransferLeader(to) => Input::TransferLeadership { ctx, to },
-            OperatorOp::RemovePeer(id) => Input::ChangeMembership {
+        let input = match action {
+            OperatorAction::TransferLeader(to) => Input::TransferLeadership { ctx, to },
+            OperatorAction::RemovePeer(id) => Input::ChangeMembership {
                 ctx,
                 change: MembershipChange::Remove { id },
             },

@@ -194,6 +194,13 @@ impl Inner {
                 };
                 self.read(consistency, query, responder);
             }
+            Body::Operator(request) => {
+                let responder = Responder::Remote {
+                    target: reply_target(request.reply_to),
+                    request_id,
+                };
+                self.operator(responder, request.action);
+            }
             Body::Status { reply_to } => {
                 let body = Body::StatusReply(self.status());
                 self.send_to(reply_target(reply_to), request_id, body);
