@@ -7,6 +7,7 @@ pub mod http;
 pub mod leader;
 pub mod raft_driver;
 pub mod rpc_client;
+pub mod self_registration;
 pub mod server;
 pub mod shard;
 pub mod state_machine;

@@ -510,12 +510,13 @@ impl RaftHandle {
         self.inner.borrow_mut().step(Input::Campaign);
     }
 
-    /// Proposes `command`; resolves once it is applied (with the state machine's result) or refused.
+    /// Proposes `command` (forwarded to the leader from a follower); resolves once it is applied (with the
+    /// state machine's result) or refused.
     pub async fn apply(&self, command: Vec<u8>) -> Result<Applied, ErrorReply> {
         let (tx, rx) = local_channel::new_bounded(1);
         self.inner
             .borrow_mut()
-            .propose(command, Responder::Local(tx));
+            .submit(command, Responder::Local(tx));
         match rx.recv().await {
             Some(Ok(Reply::Applied(applied))) => Ok(applied),
             Some(Ok(Reply::Read(_) | Reply::Done)) => Err(stopped_error()),
@@ -837,7 +838,7 @@ impl Inner {
     }
 
     fn leader_changed(&mut self, term: Term, leader: Option<ServerId>) {
-        self.fail_forwarded("leadership changed while the request was forwarded to the old leader");
+        self.hurry_forwarded();
         let text = match leader {
             Some(id) if id == self.id => format!("entering leader state: term {term}"),
             Some(id) => {

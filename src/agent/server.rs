@@ -8,8 +8,11 @@
 
 use super::bridge::{CoreSide, Shared};
 use super::raft_driver::{RaftDriverOptions, RaftHandle};
+use super::self_registration;
 use super::state_machine::ConsulStateMachine;
 use crate::config::AgentConfig;
+use crate::fsm::RegisterRequest;
+use crate::logging::Logger;
 use crate::raft::{Configuration, Options, Server, ServerId, Suffrage};
 use cairn_io::runtime::ExecutorError;
 use cairn_io::Shutdown;
@@ -37,6 +40,8 @@ pub fn server_id(addr: SocketAddr) -> ServerId {
 pub struct ServerPlan {
     /// The driver's options.
     pub driver: RaftDriverOptions,
+    /// This server's own catalog registration (node, `serfHealth`, the `consul` service).
+    pub registration: RegisterRequest,
 }
 
 impl ServerPlan {
@@ -65,7 +70,10 @@ impl ServerPlan {
             (false, Some(_)) => Some(bootstrap_configuration(&config.bootstrap_servers())),
             (false, None) => None,
         };
-        Some(ServerPlan { driver })
+        Some(ServerPlan {
+            driver,
+            registration: self_registration::request(config),
+        })
     }
 
     /// The `-dev` server: in memory, alone in its configuration, on `127.0.0.1:<server port>`.
@@ -84,7 +92,10 @@ impl ServerPlan {
         driver.log_level = config.log_level;
         driver.seed = id.0 ^ u64::from(std::process::id()) ^ clock_nanos();
         driver.bootstrap = Some(bootstrap_configuration(&[addr]));
-        ServerPlan { driver }
+        ServerPlan {
+            driver,
+            registration: self_registration::request(config),
+        }
     }
 
     /// Runs the server until `shutdown`: starts the driver with the Consul state machine, connects the
@@ -107,11 +118,22 @@ impl ServerPlan {
             handle.campaign();
         }
         let stop = Shutdown::new();
-        let leader_work =
-            glommio::spawn_local(super::leader::run(handle.clone(), shared, stop.clone()));
+        let leader_work = glommio::spawn_local(super::leader::run(
+            handle.clone(),
+            Arc::clone(&shared),
+            stop.clone(),
+        ));
+        let registration = glommio::spawn_local(self_registration::run(
+            handle.clone(),
+            shared,
+            self.registration.clone(),
+            Logger::new(self.driver.log_level),
+            stop.clone(),
+        ));
         handle.stopped().await;
         stop.trigger();
         leader_work.await;
+        registration.await;
         handle.close().await?;
         Ok(())
     }

@@ -13,6 +13,10 @@ use std::sync::Arc;
 
 /// How long a request forwarded to the leader may wait for its reply.
 pub const FORWARD_TIMEOUT_MS: u64 = 10_000;
+/// How long a forwarded request still waits once leadership moved: the old leader, if alive, answers within
+/// this (a transfer-leader it carried out answers only once the new leader is known); if dead, the request
+/// fails this soon instead of after the full timeout.
+pub const FORWARD_LEADER_CHANGE_GRACE_MS: u64 = 1_000;
 
 /// The bridge as the driver holds it.
 pub(super) struct BridgeCore {
@@ -108,17 +112,7 @@ impl Inner {
     pub(super) fn on_shard_request(&mut self, shard: usize, request: CoreRequest) {
         match request {
             CoreRequest::Apply { id, command } => {
-                let responder = Responder::Shard { shard, id };
-                match self.forward_target() {
-                    Some(leader) => self.forward(leader, responder, |reply_to| {
-                        Body::Apply(ApplyRequest {
-                            token: String::new(),
-                            reply_to,
-                            command,
-                        })
-                    }),
-                    None => self.propose(command, responder),
-                }
+                self.submit(command, Responder::Shard { shard, id })
             }
             CoreRequest::ReadIndex { id, consistency } => {
                 let responder = Responder::Shard { shard, id };
@@ -151,6 +145,21 @@ impl Inner {
                     None => self.operator(responder, action),
                 }
             }
+        }
+    }
+
+    /// Proposes `command` here, or forwards it to the leader when this server is a follower that knows one
+    /// (for requests of this server's own clients; a request another server sent is never forwarded again).
+    pub(super) fn submit(&mut self, command: Vec<u8>, responder: Responder) {
+        match self.forward_target() {
+            Some(leader) => self.forward(leader, responder, |reply_to| {
+                Body::Apply(ApplyRequest {
+                    token: String::new(),
+                    reply_to,
+                    command,
+                })
+            }),
+            None => self.propose(command, responder),
         }
     }
 
@@ -202,16 +211,13 @@ impl Inner {
         }
     }
 
-    /// Fails every forwarded request: the leader they went to is no longer the leader (the outcome of a
-    /// forwarded write is unknown; reads may be retried).
-    pub(super) fn fail_forwarded(&mut self, why: &str) {
-        for (_, (responder, _)) in std::mem::take(&mut self.forwarded) {
-            let error = ErrorReply {
-                code: ErrorCode::Unknown,
-                leader: None,
-                message: why.to_string(),
-            };
-            self.respond(responder, Err(error));
+    /// Leadership moved: every forwarded request gets at most [`FORWARD_LEADER_CHANGE_GRACE_MS`] more for
+    /// the old leader's reply, then fails (the outcome of a forwarded write is then unknown; reads may be
+    /// retried).
+    pub(super) fn hurry_forwarded(&mut self) {
+        let deadline = self.now_ms() + FORWARD_LEADER_CHANGE_GRACE_MS;
+        for (_, at) in self.forwarded.values_mut() {
+            *at = (*at).min(deadline);
         }
     }
 
@@ -232,7 +238,8 @@ impl Inner {
             let error = ErrorReply {
                 code: ErrorCode::Unknown,
                 leader: self.leader_hint(),
-                message: "timed out waiting for the leader's reply".to_string(),
+                message: "no reply from the leader the request was forwarded to (it may have lost leadership)"
+                    .to_string(),
             };
             self.respond(responder, Err(error));
         }
