@@ -214,6 +214,8 @@ pub enum WatchSpec {
         /// Whether `key` is a prefix.
         prefix: bool,
     },
+    /// The instances of a service name, or their checks.
+    Service(String),
     /// A table ([`fsm::table`] flags).
     Tables(u32),
     /// The Raft configuration (no table: woken by any applied change).
