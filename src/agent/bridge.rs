@@ -9,9 +9,10 @@
 //!   writes, read-index requests for `default`/`consistent` reads that the shard cannot serve locally, and
 //!   operator actions. Each carries the shard's request id; the reply comes back on the shard's message
 //!   channel ([`ShardMessage::Reply`]).
-//! - **Change notices** ([`ShardMessage::Changed`]) tell each shard the new applied index, which tables and
-//!   which KV keys changed, so the shard wakes only the blocking queries that watch them. The core keeps a
-//!   per-shard outbox and merges notices that have not left yet, so a slow shard never makes it drop one.
+//! - **Change notices** ([`ShardMessage::Changed`]) tell each shard the new applied index, which tables,
+//!   KV keys, service names and nodes changed, so the shard wakes only the blocking queries that watch them.
+//!   The core keeps a per-shard outbox and merges notices that have not left yet, so a slow shard never
+//!   makes it drop one.
 //!
 //! [`bridge`] builds both sides before the executors start; each side connects its channel ends on its own
 //! executor.
@@ -105,24 +106,32 @@ pub struct ChangeNotice {
     pub tables: u32,
     /// KV keys changed, or `None` for "any key may have changed".
     pub kv_keys: Option<Arc<Vec<String>>>,
+    /// Service names whose instances or checks changed (with [`fsm::table::SERVICES`]), or `None` for "any".
+    pub service_names: Option<Arc<Vec<String>>>,
+    /// Nodes changed or whose checks changed (with [`fsm::table::NODES`] or [`fsm::table::CHECKS`]), or
+    /// `None` for "any".
+    pub node_names: Option<Arc<Vec<String>>>,
 }
 
 impl ChangeNotice {
-    /// Folds a later notice into this one (for notices that have not left the outbox yet).
+    /// Folds a later notice into this one (for notices that have not left the outbox yet). Each list of
+    /// names stays exact while both notices name what they changed and the union fits
+    /// [`fsm::CHANGED_KEYS_MAX`]; otherwise it becomes `None` ("any").
     pub fn merge(&mut self, later: ChangeNotice) {
-        let kv = fsm::table::KVS;
-        let (mine, theirs) = (self.tables & kv != 0, later.tables & kv != 0);
-        self.kv_keys = match (mine, self.kv_keys.take(), theirs, later.kv_keys) {
-            (false, _, false, _) => None,
-            (false, _, true, keys) | (true, keys, false, _) => keys,
-            (true, Some(a), true, Some(b)) if a.len() + b.len() <= fsm::CHANGED_KEYS_MAX => {
-                let mut keys = Vec::with_capacity(a.len() + b.len());
-                keys.extend(a.iter().cloned());
-                keys.extend(b.iter().filter(|k| !a.contains(k)).cloned());
-                Some(Arc::new(keys))
-            }
-            _ => None,
-        };
+        use fsm::table::{CHECKS, KVS, NODES, SERVICES};
+        let (mine, theirs) = (self.tables, later.tables);
+        let pick = |flags: u32| (mine & flags != 0, theirs & flags != 0);
+        self.kv_keys = merge_names(pick(KVS), self.kv_keys.take(), later.kv_keys);
+        self.service_names = merge_names(
+            pick(SERVICES),
+            self.service_names.take(),
+            later.service_names,
+        );
+        self.node_names = merge_names(
+            pick(NODES | CHECKS),
+            self.node_names.take(),
+            later.node_names,
+        );
         self.index = self.index.max(later.index);
         self.tables |= later.tables;
     }
@@ -137,6 +146,36 @@ impl ChangeNotice {
             Some(keys) if prefix => keys.iter().any(|k| k.starts_with(key)),
             Some(keys) => keys.iter().any(|k| k == key),
         }
+    }
+
+    /// True when a change to the instances (or checks) of service `name` may be in this notice.
+    pub fn touches_service(&self, name: &str) -> bool {
+        if self.tables & fsm::table::SERVICES == 0 {
+            return false;
+        }
+        self.service_names
+            .as_ref()
+            .is_none_or(|names| names.iter().any(|n| n == name))
+    }
+}
+
+/// Unites two lists of changed names; `changed` says whether each notice changed the table the names belong
+/// to (a notice that did not has no list to offer, and must not turn the other's list into "any").
+fn merge_names(
+    changed: (bool, bool),
+    mine: Option<Arc<Vec<String>>>,
+    theirs: Option<Arc<Vec<String>>>,
+) -> Option<Arc<Vec<String>>> {
+    match (changed, mine, theirs) {
+        ((false, false), _, _) => None,
+        ((false, true), _, names) | ((true, false), names, _) => names,
+        (_, Some(a), Some(b)) if a.len() + b.len() <= fsm::CHANGED_KEYS_MAX => {
+            let mut names = Vec::with_capacity(a.len() + b.len());
+            names.extend(a.iter().cloned());
+            names.extend(b.iter().filter(|n| !a.contains(n)).cloned());
+            Some(Arc::new(names))
+        }
+        _ => None,
     }
 }
 
@@ -313,7 +352,67 @@ mod tests {
             index,
             tables,
             kv_keys: keys.map(|k| Arc::new(k.iter().map(|s| s.to_string()).collect())),
+            ..ChangeNotice::default()
         }
+    }
+
+    fn names(list: &[&str]) -> Option<Arc<Vec<String>>> {
+        Some(Arc::new(list.iter().map(|s| s.to_string()).collect()))
+    }
+
+    #[test]
+    fn service_and_node_names_merge_like_keys() {
+        use fsm::table::{CHECKS, KVS, NODES, SERVICES};
+        let mut a = ChangeNotice {
+            index: 3,
+            tables: SERVICES | CHECKS,
+            service_names: names(&["web"]),
+            node_names: names(&["n1"]),
+            ..ChangeNotice::default()
+        };
+        a.merge(notice(4, KVS, Some(&["k"])));
+        assert_eq!(
+            a.service_names,
+            names(&["web"]),
+            "a KV notice keeps the names"
+        );
+        assert_eq!(a.node_names, names(&["n1"]));
+        a.merge(ChangeNotice {
+            index: 5,
+            tables: SERVICES | NODES,
+            service_names: names(&["db", "web"]),
+            node_names: names(&["n2"]),
+            ..ChangeNotice::default()
+        });
+        assert_eq!(a.service_names, names(&["web", "db"]));
+        assert_eq!(a.node_names, names(&["n1", "n2"]));
+        assert!(a.touches_service("db") && a.touches_service("web"));
+        assert!(!a.touches_service("cache"));
+        a.merge(ChangeNotice {
+            index: 6,
+            tables: SERVICES,
+            service_names: None,
+            ..ChangeNotice::default()
+        });
+        assert!(a.touches_service("cache"), "None means every service");
+        let big: Vec<String> = (0..fsm::CHANGED_KEYS_MAX)
+            .map(|i| format!("s{i}"))
+            .collect();
+        let mut b = ChangeNotice {
+            tables: SERVICES,
+            service_names: names(&["x"]),
+            ..ChangeNotice::default()
+        };
+        b.merge(ChangeNotice {
+            tables: SERVICES,
+            service_names: Some(Arc::new(big)),
+            ..ChangeNotice::default()
+        });
+        assert_eq!(
+            b.service_names, None,
+            "past the cap the list means every service"
+        );
+        assert!(!notice(1, KVS, None).touches_service("web"));
     }
 
     #[test]

@@ -206,6 +206,7 @@ impl FrontEnd {
                 if answer.index <= blocking.index && now_ms < deadline {
                     let watch = match plan.query.watch() {
                         WatchSpec::Kv { key, prefix } => Watch::Kv { key, prefix },
+                        WatchSpec::Service(name) => Watch::Service(name),
                         WatchSpec::Tables(tables) => Watch::Tables(tables),
                         WatchSpec::Any => Watch::AppliedIndex(published.applied_index + 1),
                     };

@@ -40,6 +40,8 @@ pub enum Watch {
         /// Whether `key` is a prefix.
         prefix: bool,
     },
+    /// The instances (or their checks) of this service name changed.
+    Service(String),
     /// Any of these tables ([`crate::fsm::table`] flags) changed.
     Tables(u32),
     /// The published applied index reached this one.
@@ -53,6 +55,7 @@ struct Watchers {
     all: BTreeMap<u64, (Watch, LocalSender<()>)>,
     keys: BTreeMap<String, BTreeSet<u64>>,
     prefixes: BTreeMap<String, BTreeSet<u64>>,
+    services: BTreeMap<String, BTreeSet<u64>>,
     tables: BTreeMap<u64, u32>,
     applied: BTreeSet<(Index, u64)>,
 }
@@ -65,6 +68,9 @@ impl Watchers {
             }
             Watch::Kv { key, prefix: true } => {
                 self.prefixes.entry(key.clone()).or_default().insert(id);
+            }
+            Watch::Service(name) => {
+                self.services.entry(name.clone()).or_default().insert(id);
             }
             Watch::Tables(tables) => {
                 self.tables.insert(id, *tables);
@@ -89,6 +95,7 @@ impl Watchers {
         match &watch {
             Watch::Kv { key, prefix: false } => unindex(&mut self.keys, key),
             Watch::Kv { key, prefix: true } => unindex(&mut self.prefixes, key),
+            Watch::Service(name) => unindex(&mut self.services, name),
             Watch::Tables(_) => {
                 self.tables.remove(&id);
             }
@@ -112,6 +119,7 @@ impl Watchers {
                 .filter(|(_, tables)| notice.tables & **tables != 0)
                 .map(|(id, _)| *id),
         );
+        self.wake_services(notice, &mut woken);
         if notice.tables & crate::fsm::table::KVS == 0 {
             return woken;
         }
@@ -132,6 +140,21 @@ impl Watchers {
             }
         }
         woken
+    }
+
+    /// Adds the service watchers `notice` touches to `woken`.
+    fn wake_services(&self, notice: &ChangeNotice, woken: &mut BTreeSet<u64>) {
+        if notice.tables & crate::fsm::table::SERVICES == 0 {
+            return;
+        }
+        match &notice.service_names {
+            None => woken.extend(self.services.values().flatten()),
+            Some(names) => {
+                for name in names.iter() {
+                    woken.extend(self.services.get(name).into_iter().flatten());
+                }
+            }
+        }
     }
 }
 
@@ -364,6 +387,16 @@ mod tests {
             index,
             tables,
             kv_keys: keys.map(|k| Arc::new(k.iter().map(|s| s.to_string()).collect())),
+            ..ChangeNotice::default()
+        }
+    }
+
+    fn service_notice(names: Option<&[&str]>) -> ChangeNotice {
+        ChangeNotice {
+            index: 9,
+            tables: table::SERVICES | table::CHECKS,
+            service_names: names.map(|n| Arc::new(n.iter().map(|s| s.to_string()).collect())),
+            ..ChangeNotice::default()
         }
     }
 
@@ -387,6 +420,8 @@ mod tests {
                 (5, Watch::Tables(table::SESSIONS)),
                 (6, Watch::AppliedIndex(10)),
                 (7, kv("app/dbx", false)),
+                (8, Watch::Service("web".to_string())),
+                (9, Watch::Service("db".to_string())),
             ] {
                 let (tx, _rx) = local_channel::new_bounded(1);
                 w.insert(id, watch, tx);
@@ -401,16 +436,23 @@ mod tests {
             assert_eq!(ids(&w, &notice(10, table::SESSIONS, None)), vec![5, 6]);
             assert_eq!(ids(&w, &notice(9, table::KVS, None)), vec![1, 2, 3, 4, 7]);
             assert_eq!(ids(&w, &notice(9, table::KVS, Some(&["other"]))), vec![3]);
+            assert_eq!(ids(&w, &service_notice(Some(&["web"]))), vec![8]);
+            assert_eq!(
+                ids(&w, &service_notice(Some(&["cache"]))),
+                Vec::<u64>::new()
+            );
+            assert_eq!(ids(&w, &service_notice(None)), vec![8, 9]);
             assert!(w.remove(1).is_some());
             assert!(w.remove(1).is_none());
             assert_eq!(
                 ids(&w, &notice(9, table::KVS, Some(&["app/db"]))),
                 vec![2, 3]
             );
-            for id in [2, 3, 4, 5, 6, 7] {
+            for id in [2, 3, 4, 5, 6, 7, 8, 9] {
                 assert!(w.remove(id).is_some());
             }
             assert!(w.keys.is_empty() && w.prefixes.is_empty() && w.tables.is_empty());
+            assert!(w.services.is_empty());
             assert!(w.applied.is_empty() && w.all.is_empty());
         });
     }

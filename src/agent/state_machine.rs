@@ -248,6 +248,8 @@ impl StateMachine for ConsulStateMachine {
             index: applied_index,
             tables: changes.tables,
             kv_keys: changes.kv_keys.map(Arc::new),
+            service_names: changes.service_names.map(Arc::new),
+            node_names: changes.node_names.map(Arc::new),
         })
     }
 }

@@ -7,20 +7,29 @@
 //! [`render_outcome`] turns into Consul's JSON), an operator action, or leaving. Clock readings and fresh IDs
 //! come in through [`Context`]; nothing here does IO.
 
+mod catalog;
+#[cfg(test)]
+mod catalog_tests;
 pub mod cluster;
 pub mod duration;
+pub mod filter;
+mod health;
 mod json;
 mod kv;
 mod params;
 pub mod query;
+mod register;
 mod router;
 mod session;
 mod status;
 #[cfg(test)]
 mod tests;
 mod txn;
+mod views;
 
-pub use params::{jitter_ms, Blocking, Consistency, WAIT_MS_DEFAULT, WAIT_MS_MAX};
+pub use catalog::CatalogRead;
+pub use health::HealthRead;
+pub use params::{jitter_ms, Blocking, Consistency, Selection, WAIT_MS_DEFAULT, WAIT_MS_MAX};
 pub use router::{plan, render_outcome};
 
 use crate::fsm::{self, Command, KvOp, State};
@@ -202,6 +211,10 @@ pub enum ReadQuery {
     Txn(Vec<KvOp>),
     /// `GET /v1/operator/raft/configuration`.
     RaftConfiguration,
+    /// `GET /v1/catalog/{nodes,services,service/:name,node/:node,node-services/:node}`.
+    Catalog(CatalogRead, Selection),
+    /// `GET /v1/health/{service/:name,checks/:service,node/:node,state/:state}`.
+    Health(HealthRead, Selection),
 }
 
 /// What a blocking query waits on.
@@ -214,6 +227,8 @@ pub enum WatchSpec {
         /// Whether `key` is a prefix.
         prefix: bool,
     },
+    /// The instances of a service name, or their checks.
+    Service(String),
     /// A table ([`fsm::table`] flags).
     Tables(u32),
     /// The Raft configuration (no table: woken by any applied change).
@@ -259,6 +274,8 @@ impl ReadQuery {
             ReadQuery::SessionList => session::answer_list(state, pretty),
             ReadQuery::Txn(ops) => txn::answer_read(state, ops, pretty),
             ReadQuery::RaftConfiguration => status::answer_configuration(cluster, ctx, pretty),
+            ReadQuery::Catalog(read, selection) => catalog::answer(state, read, selection, pretty),
+            ReadQuery::Health(read, selection) => health::answer(state, read, selection, pretty),
         }
     }
 
@@ -276,6 +293,8 @@ impl ReadQuery {
             }
             ReadQuery::Txn(_) => WatchSpec::Tables(fsm::table::KVS),
             ReadQuery::RaftConfiguration => WatchSpec::Any,
+            ReadQuery::Catalog(read, _) => catalog::watch(read),
+            ReadQuery::Health(read, _) => health::watch(read),
         }
     }
 }
@@ -294,7 +313,7 @@ pub struct WritePlan {
 /// How a write's [`fsm::Outcome`] becomes a response.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Render {
-    /// A bare JSON `true`/`false` (KV writes, session destroy).
+    /// A bare JSON `true`/`false` (KV writes, session destroy, catalog register and deregister).
     Bool,
     /// Consul's `{"Results":...,"Errors":...}`.
     Txn,

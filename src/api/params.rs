@@ -1,8 +1,13 @@
-//! The query parameters every read route shares: consistency modes and blocking (`index`, `wait`).
+//! The query parameters the read routes share: consistency modes, blocking (`index`, `wait`), and the
+//! catalog and health selections (`tag`, `node-meta`, `passing`, `filter`, `near`).
 
 use super::duration::parse_duration_ms;
+use super::filter::Filter;
 use super::query::Query;
-use super::ApiResponse;
+use super::{ApiRequest, ApiResponse, Plan, ReadPlan, ReadQuery};
+use crate::fsm::{Node, Service};
+use serde::Serialize;
+use std::collections::BTreeMap;
 
 /// `wait` when a blocking query gives none (Consul's `default_query_time`).
 pub const WAIT_MS_DEFAULT: u64 = 300_000;
@@ -86,5 +91,95 @@ pub fn jitter_ms(wait_ms: u64, sample: u64) -> u64 {
     match wait_ms / 16 {
         0 => 0,
         span => sample % span,
+    }
+}
+
+/// Plans a read of `query` with the request's consistency mode and blocking parameters.
+pub fn read(req: &ApiRequest, query: ReadQuery) -> Plan {
+    let consistency = match consistency(&req.query) {
+        Ok(c) => c,
+        Err(response) => return Plan::Respond(response),
+    };
+    match blocking(&req.query) {
+        Ok(blocking) => Plan::Read(ReadPlan {
+            consistency,
+            blocking,
+            query,
+            pretty: req.query.has("pretty"),
+        }),
+        Err(response) => Plan::Respond(response),
+    }
+}
+
+/// What the catalog and health reads keep of their results: `?tag=` (repeatable, every tag must be on the
+/// instance), `?node-meta=k:v` (repeatable, every pair must be on the node), `?passing` (every check of the
+/// entry passes) and `?filter=`. `?near=` is accepted and ignored: cairn has no network coordinates yet, so
+/// results keep their natural order (node, then service ID).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Selection {
+    /// Tags an instance must all have.
+    pub tags: Vec<String>,
+    /// Node metadata pairs a node must all have.
+    pub node_meta: BTreeMap<String, String>,
+    /// Only entries whose checks all pass.
+    pub passing: bool,
+    /// A filter expression over each result element's JSON.
+    pub filter: Option<Filter>,
+}
+
+impl Selection {
+    /// Parses the selection parameters, with Consul's 400s for a bad `passing` value or filter.
+    pub fn parse(query: &Query) -> Result<Selection, ApiResponse> {
+        let node_meta = query
+            .all("node-meta")
+            .map(|pair| {
+                let (k, v) = pair.split_once(':').unwrap_or((pair, ""));
+                (k.to_string(), v.to_string())
+            })
+            .collect();
+        let filter = match query.get("filter").filter(|f| !f.trim().is_empty()) {
+            None => None,
+            Some(text) => Some(Filter::parse(text).map_err(|e| {
+                ApiResponse::text(
+                    400,
+                    format!("Failed to create boolean expression evaluator: {e}"),
+                )
+            })?),
+        };
+        Ok(Selection {
+            tags: query.all("tag").map(str::to_string).collect(),
+            node_meta,
+            passing: passing(query)?,
+            filter,
+        })
+    }
+
+    /// Whether `node`'s metadata has every `node-meta` pair.
+    pub fn node_fits(&self, node: &Node) -> bool {
+        self.node_meta
+            .iter()
+            .all(|(k, v)| node.meta.get(k) == Some(v))
+    }
+
+    /// Whether `service` has every `tag`.
+    pub fn tags_fit(&self, service: &Service) -> bool {
+        self.tags.iter().all(|t| service.tags.contains(t))
+    }
+
+    /// Whether `view` (a result element) passes the filter.
+    pub fn filter_fits<T: Serialize>(&self, view: &T) -> bool {
+        self.filter
+            .as_ref()
+            .is_none_or(|f| serde_json::to_value(view).is_ok_and(|value| f.matches(&value)))
+    }
+}
+
+/// `?passing`: bare or empty is true; otherwise Go's `strconv.ParseBool` words.
+fn passing(query: &Query) -> Result<bool, ApiResponse> {
+    match query.get("passing") {
+        None => Ok(false),
+        Some("" | "1" | "t" | "T" | "TRUE" | "true" | "True") => Ok(true),
+        Some("0" | "f" | "F" | "FALSE" | "false" | "False") => Ok(false),
+        Some(_) => Err(ApiResponse::text(400, "Invalid value for ?passing")),
     }
 }

@@ -3,7 +3,10 @@
 use super::cluster::ClusterView;
 use super::json;
 use super::session::SessionJson;
-use super::{kv, session, status, txn, ApiRequest, ApiResponse, Context, Method, Plan, Render};
+use super::{
+    catalog, health, kv, session, status, txn, ApiRequest, ApiResponse, Context, Method, Plan,
+    Render,
+};
 use crate::fsm::Outcome;
 
 /// Plans one request.
@@ -23,6 +26,12 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
     }
     if let Some(rest) = rest.strip_prefix("session/") {
         return session::plan(req, rest, ctx);
+    }
+    if let Some(rest) = rest.strip_prefix("catalog/") {
+        return catalog::plan(req, rest, ctx);
+    }
+    if let Some(rest) = rest.strip_prefix("health/") {
+        return health::plan(req, rest);
     }
     if let Some(rest) = rest.strip_prefix("status/") {
         return status::plan_status(req, rest, cluster);

@@ -3,9 +3,7 @@
 use super::duration::{format_go_duration_ms, parse_go_duration};
 use super::json::{self, field, string_field, strings_field};
 use super::params;
-use super::{
-    Answer, ApiRequest, ApiResponse, Context, Method, Plan, ReadPlan, ReadQuery, Render, WritePlan,
-};
+use super::{Answer, ApiRequest, ApiResponse, Context, Method, Plan, ReadQuery, Render, WritePlan};
 use crate::fsm::{self, Behavior, Command, ServiceCheck, Session, SessionSpec, State};
 use serde::Serialize;
 use serde_json::Value;
@@ -78,19 +76,7 @@ pub fn plan(req: &ApiRequest, rest: &str, ctx: &Context) -> Plan {
 }
 
 fn read(req: &ApiRequest, query: ReadQuery) -> Plan {
-    let consistency = match params::consistency(&req.query) {
-        Ok(c) => c,
-        Err(response) => return Plan::Respond(response),
-    };
-    match params::blocking(&req.query) {
-        Ok(blocking) => Plan::Read(ReadPlan {
-            consistency,
-            blocking,
-            query,
-            pretty: req.query.has("pretty"),
-        }),
-        Err(response) => Plan::Respond(response),
-    }
+    params::read(req, query)
 }
 
 /// The session a create request asks for, validated as Consul does.

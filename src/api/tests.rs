@@ -5,7 +5,7 @@ use super::query::Query;
 use super::*;
 use crate::fsm::{Fsm, KvVerb, Outcome};
 
-fn ctx() -> Context {
+pub(super) fn ctx() -> Context {
     Context {
         node_name: "node1".to_string(),
         datacenter: "dc1".to_string(),
@@ -17,7 +17,7 @@ fn ctx() -> Context {
     }
 }
 
-fn plan_of(method: Method, target: &str, body: &[u8]) -> Plan {
+pub(super) fn plan_of(method: Method, target: &str, body: &[u8]) -> Plan {
     let (path, raw_query) = target.split_once('?').unwrap_or((target, ""));
     let req = ApiRequest {
         method,
@@ -29,14 +29,14 @@ fn plan_of(method: Method, target: &str, body: &[u8]) -> Plan {
     plan(&req, &ctx(), &ClusterView::default())
 }
 
-fn respond(plan: Plan) -> ApiResponse {
+pub(super) fn respond(plan: Plan) -> ApiResponse {
     match plan {
         Plan::Respond(response) => response,
         other => panic!("expected an immediate response, got {other:?}"),
     }
 }
 
-fn body_text(response: &ApiResponse) -> String {
+pub(super) fn body_text(response: &ApiResponse) -> String {
     String::from_utf8_lossy(&response.body).into_owned()
 }
 
