@@ -53,6 +53,8 @@ fn list(a: &Agent, target: &str, pointer: &str) -> Vec<String> {
 
 fn registered() -> Agent {
     let a = Agent::dev("catalog", &[]);
+    // Start from an empty catalog: remove the agent's own registration.
+    put(&a, "/v1/catalog/deregister", r#"{"Node":"catalog"}"#);
     for body in [WEB1, WEB2, DB] {
         put(&a, "/v1/catalog/register", body);
     }
@@ -294,7 +296,28 @@ fn bad_catalog_input_gets_consuls_errors() {
     assert_eq!((r.status, r.text().as_str()), (400, "Missing service name"));
     let r = a.call("GET", "/v1/health/service/web?passing=maybe", b"");
     assert_eq!(r.status, 400);
+    put(&a, "/v1/catalog/deregister", r#"{"Node":"catalog-bad"}"#);
     let r = a.call("GET", "/v1/catalog/nodes", b"");
-    assert_eq!((r.status, r.text().as_str()), (200, "[]"));
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "[]"),
+        "nothing bad was kept"
+    );
     assert!(r.index() >= 1, "X-Consul-Index is never 0");
+}
+
+#[test]
+fn a_server_registers_its_own_node_with_serf_health_and_the_consul_service() {
+    let a = Agent::dev("self-registered", &[]);
+    let (consul, _) = get(&a, "/v1/catalog/service/consul");
+    assert_eq!(consul[0]["Node"], "self-registered");
+    assert_eq!(consul[0]["Address"], "127.0.0.1");
+    assert_eq!(consul[0]["ServiceID"], "consul");
+    let (health, _) = get(&a, "/v1/health/node/self-registered");
+    assert_eq!(health[0]["CheckID"], "serfHealth");
+    assert_eq!(health[0]["Status"], "passing");
+    assert_eq!(
+        list(&a, "/v1/health/service/consul?passing", "/Node/Node"),
+        ["self-registered"]
+    );
 }

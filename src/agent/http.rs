@@ -28,6 +28,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+/// Connections one shard serves at once (blocking queries each hold one): further ones get `503`.
+pub const CONNECTIONS_MAX_PER_SHARD: usize = 8192;
+/// Each connection's read buffer.
+pub const READ_BUFFER_BYTES: usize = 4096;
 /// Bytes a request body may take on routes without a configured limit.
 pub const OTHER_BODY_BYTES_MAX: usize = 1 << 20;
 /// How long a read waits for the local state to apply the read index it was given.
@@ -103,6 +107,9 @@ impl FrontEnd {
                 ..ParserLimits::default()
             },
             reuse_port: true,
+            connections_max: CONNECTIONS_MAX_PER_SHARD,
+            // Go's bufio size: a blocking query holds its connection, and with it this buffer.
+            read_buffer_bytes: READ_BUFFER_BYTES,
             ..HttpServerOptions::default()
         };
         let front = Rc::clone(self);

@@ -162,7 +162,37 @@ impl Agent {
         let log = test_dir(&format!("agent-{name}")).join("agent.log");
         let agent = Agent::start(&args, http, log);
         agent.wait_leader(Duration::from_secs(15));
+        agent.wait_registered(name, Duration::from_secs(15));
         agent
+    }
+
+    /// Waits until the agent's own node `name` is in the catalog with the `consul` service (a server
+    /// registers itself once it has a leader).
+    pub fn wait_registered(&self, name: &str, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        loop {
+            if let Ok(r) = request(
+                self.http,
+                "GET",
+                "/v1/catalog/service/consul",
+                b"",
+                Duration::from_secs(1),
+            ) {
+                let listed = serde_json::from_slice::<serde_json::Value>(&r.body)
+                    .ok()
+                    .and_then(|v| v.as_array().cloned())
+                    .is_some_and(|nodes| nodes.iter().any(|n| n["Node"] == name));
+                if r.status == 200 && listed {
+                    return;
+                }
+            }
+            assert!(
+                Instant::now() < deadline,
+                "node {name} not registered within {timeout:?}; log:\n{}",
+                self.log_text()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Waits until `/v1/status/leader` names a leader.

@@ -90,7 +90,7 @@ pub const CLOSE_LINGER_MS_DEFAULT: u64 = 500;
 const CLOSE_LINGER_BYTES_MAX: usize = 256 << 10;
 
 /// Backlog of the listening socket.
-const LISTEN_BACKLOG: i32 = 1024;
+const LISTEN_BACKLOG: i32 = 4096;
 
 /// Pause after a failed `accept` (e.g. out of file descriptors) so the loop does not spin.
 const ACCEPT_ERROR_PAUSE_MS: u64 = 10;
