@@ -9,19 +9,24 @@
 //! `X-Consul-Effective-Consistency`.
 
 use super::shard::{ShardLink, Watch};
+use super::ttl::{self, TtlTable};
 use crate::api::cluster::ClusterView;
 use crate::api::query::Query;
 use crate::api::{
     self, jitter_ms, ApiRequest, ApiResponse, Consistency, Context, OperatorPlan, Plan, ReadPlan,
     WatchSpec, WritePlan,
 };
+use crate::api::{AgentIdentity, AgentOp};
+use crate::config::AgentConfig;
 use crate::fsm::codec::{decode_outcome, encode_command};
+use crate::fsm::{Command, Outcome};
 use crate::rpc::{self, ErrorCode, ErrorReply};
 use cairn_io::http::{
     BodyLimit, HttpServer, HttpServerError, HttpServerOptions, Method, ParserLimits, Request,
     Response,
 };
 use cairn_io::Shutdown;
+use parking_lot::Mutex;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -55,6 +60,24 @@ pub struct ApiSettings {
     pub kv_max_value_bytes: u64,
     /// `limits.txn_max_req_len`.
     pub txn_max_req_bytes: u64,
+    /// This agent's node and build.
+    pub agent: Arc<AgentIdentity>,
+    /// The agent's TTL timers, shared by its shards.
+    pub ttls: Arc<Mutex<TtlTable>>,
+}
+
+/// This agent's identity from its configuration (the node as its self-registration describes it).
+pub fn identity(config: &AgentConfig) -> AgentIdentity {
+    let node = super::self_registration::request(config);
+    AgentIdentity {
+        node_id: node.id,
+        address: node.address,
+        tagged_addresses: node.tagged_addresses,
+        node_meta: node.node_meta,
+        server: config.server,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        serf_lan_port: config.ports.serf_lan.unwrap_or(8301),
+    }
 }
 
 /// One shard's HTTP API.
@@ -166,6 +189,7 @@ impl FrontEnd {
             kv_max_value_bytes: self.settings.kv_max_value_bytes,
             txn_max_req_bytes: self.settings.txn_max_req_bytes,
             now_ms: wall_clock_ms(),
+            agent: Arc::clone(&self.settings.agent),
             new_id: if path == "/v1/session/create" {
                 uuid::Uuid::new_v4().to_string()
             } else {
@@ -187,6 +211,7 @@ impl FrontEnd {
             Plan::Read(plan) => self.read(&plan, &ctx).await,
             Plan::Write(plan) => self.write(&plan).await,
             Plan::Operator(plan) => self.operator(&plan).await,
+            Plan::Agent(op) => self.agent_write(&op, &ctx).await,
             Plan::Leave => {
                 self.leave_requested.store(true, Ordering::Release);
                 self.shutdown.trigger();
@@ -322,6 +347,83 @@ impl FrontEnd {
                 Err(e) => ApiResponse::text(500, format!("undecodable outcome: {e}")),
             },
             Err(e) => error_response(&e),
+        }
+    }
+
+    /// Applies an agent write's commands in order, waits until this shard's state shows them (so a read
+    /// right after the response sees the change), then updates the TTL timers.
+    async fn agent_write(&self, op: &AgentOp, ctx: &Context) -> ApiResponse {
+        let published = self.link.shared().published();
+        let effects = match op.effects(&published.state, ctx) {
+            Ok(effects) => effects,
+            Err(response) => return response,
+        };
+        drop(published);
+        for command in &effects.commands {
+            if let Err(response) = self.apply_and_wait(command).await {
+                return response;
+            }
+        }
+        let now_ms = self.link.shared().now_ms();
+        let mut table = self.settings.ttls.lock();
+        for (id, ttl) in &effects.ttls {
+            match ttl {
+                Some(ttl_ms) if !table.arm(id, *ttl_ms, now_ms) => {
+                    return ApiResponse::text(500, "too many TTL checks on this agent");
+                }
+                Some(_) => {}
+                None => table.forget(id),
+            }
+        }
+        ApiResponse::empty()
+    }
+
+    /// Applies one command (retried only while it cannot have reached Raft) and waits until the local
+    /// published state includes it; a refusal by the state machine is a `500` with its message.
+    async fn apply_and_wait(&self, command: &Command) -> Result<(), ApiResponse> {
+        let bytes = encode_command(command);
+        let safe = |e: &ErrorReply| matches!(e.code, ErrorCode::NotLeader | ErrorCode::Rejected);
+        let (index, result) = self
+            .hold(safe, || self.link.apply(bytes.clone()))
+            .await
+            .map_err(|e| error_response(&e))?;
+        match decode_outcome(&result) {
+            Ok(Outcome::Error(message)) => return Err(ApiResponse::text(500, message)),
+            Ok(_) => {}
+            Err(e) => return Err(ApiResponse::text(500, format!("undecodable outcome: {e}"))),
+        }
+        self.link.wait_applied(index, APPLY_WAIT_MS_MAX).await;
+        Ok(())
+    }
+
+    /// Turns expired TTL checks critical until `shutdown` (run on one shard per agent).
+    pub async fn run_ttl_timers(&self, shutdown: &Shutdown) {
+        while !shutdown.is_triggered() {
+            let tick = glommio::timer::sleep(Duration::from_millis(ttl::TICK_MS));
+            futures_lite::future::or(
+                async {
+                    tick.await;
+                },
+                shutdown.wait(),
+            )
+            .await;
+            let now_ms = self.link.shared().now_ms();
+            let expired = self.settings.ttls.lock().take_expired(now_ms);
+            for id in expired {
+                self.expire(&id, now_ms).await;
+            }
+        }
+    }
+
+    async fn expire(&self, id: &str, now_ms: u64) {
+        let ctx = self.context("");
+        let published = self.link.shared().published();
+        let Some(command) = api::expire_command(&published.state, &ctx, id) else {
+            return;
+        };
+        drop(published);
+        if self.apply_and_wait(&command).await.is_err() {
+            self.settings.ttls.lock().arm(id, ttl::RETRY_MS, now_ms);
         }
     }
 

@@ -11,6 +11,7 @@ pub mod self_registration;
 pub mod server;
 pub mod shard;
 pub mod state_machine;
+pub mod ttl;
 
 use crate::config::AgentConfig;
 use crate::logging::{set_level_override, LogLevel, Logger};
@@ -358,6 +359,8 @@ impl Wiring {
                 session_ttl_min_ms: config.session_ttl_min_ms,
                 kv_max_value_bytes: config.kv_max_value_size_bytes,
                 txn_max_req_bytes: config.txn_max_req_len_bytes,
+                agent: Arc::new(http::identity(config)),
+                ttls: Arc::default(),
             },
             http_addrs: config.http_addrs(),
             leave_requested,
@@ -410,6 +413,11 @@ async fn serve_http(
         Arc::clone(&wiring.leave_requested),
         context.shutdown.clone(),
     );
+    let timers = (index == 0).then(|| {
+        let front = std::rc::Rc::clone(&front);
+        let shutdown = context.shutdown.clone();
+        glommio::spawn_local(async move { front.run_ttl_timers(&shutdown).await })
+    });
     let mut servers = Vec::with_capacity(wiring.http_addrs.len());
     for addr in &wiring.http_addrs {
         let server = front
@@ -420,6 +428,9 @@ async fn serve_http(
     context.shutdown.wait().await;
     for server in servers {
         server.close().await;
+    }
+    if let Some(timers) = timers {
+        timers.await;
     }
     Ok(())
 }

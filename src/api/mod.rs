@@ -7,6 +7,7 @@
 //! [`render_outcome`] turns into Consul's JSON), an operator action, or leaving. Clock readings and fresh IDs
 //! come in through [`Context`]; nothing here does IO.
 
+mod agent;
 mod catalog;
 #[cfg(test)]
 mod catalog_tests;
@@ -27,6 +28,7 @@ mod tests;
 mod txn;
 mod views;
 
+pub use agent::{expire_command, AgentEffects, AgentIdentity, AgentOp};
 pub use catalog::CatalogRead;
 pub use health::HealthRead;
 pub use params::{jitter_ms, Blocking, Consistency, Selection, WAIT_MS_DEFAULT, WAIT_MS_MAX};
@@ -36,6 +38,7 @@ use crate::fsm::{self, Command, KvOp, State};
 use crate::raft::ServerId;
 use cluster::ClusterView;
 use query::Query;
+use std::sync::Arc;
 
 /// The HTTP methods the API tells apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -155,6 +158,8 @@ pub struct Context {
     pub now_ms: u64,
     /// A fresh UUID, used if the request creates something that needs an ID.
     pub new_id: String,
+    /// This agent's node and build, for its own services and checks and `/v1/agent/self`.
+    pub agent: Arc<AgentIdentity>,
 }
 
 /// What a request needs.
@@ -168,6 +173,9 @@ pub enum Plan {
     Write(WritePlan),
     /// Act on the Raft cluster.
     Operator(OperatorPlan),
+    /// Change this agent's own services or checks: [`AgentOp::effects`] against the published state gives
+    /// the commands; the empty `200` is sent once they are applied.
+    Agent(AgentOp),
     /// Leave the cluster and stop the agent (`PUT /v1/agent/leave`).
     Leave,
 }

@@ -76,7 +76,7 @@ pub fn deregister_body(body: &[u8]) -> Result<Deregistration, ApiResponse> {
 }
 
 /// The body as a JSON object; Go's decoder answers an empty body with `EOF`.
-fn body_object(body: &[u8], go_type: &str) -> Result<Object, ApiResponse> {
+pub(super) fn body_object(body: &[u8], go_type: &str) -> Result<Object, ApiResponse> {
     if body.iter().all(u8::is_ascii_whitespace) {
         return Err(ApiResponse::text(400, "Request decode failed: EOF"));
     }
@@ -158,7 +158,7 @@ fn check_body(object: &Object) -> Result<HealthCheck, ApiResponse> {
     })
 }
 
-fn definition_body(o: &Object) -> Result<CheckDefinition, ApiResponse> {
+pub(super) fn definition_body(o: &Object) -> Result<CheckDefinition, ApiResponse> {
     Ok(CheckDefinition {
         http: string_or_empty(o, "HTTP")?,
         tls_server_name: string_or_empty(o, "TLSServerName")?,
@@ -188,11 +188,11 @@ fn definition_body(o: &Object) -> Result<CheckDefinition, ApiResponse> {
     })
 }
 
-fn string_or_empty(object: &Object, name: &str) -> Result<String, ApiResponse> {
+pub(super) fn string_or_empty(object: &Object, name: &str) -> Result<String, ApiResponse> {
     Ok(string_field(object, name)?.unwrap_or_default())
 }
 
-fn bool_field(object: &Object, name: &str) -> Result<bool, ApiResponse> {
+pub(super) fn bool_field(object: &Object, name: &str) -> Result<bool, ApiResponse> {
     match field(object, name) {
         None | Some(Value::Null) => Ok(false),
         Some(Value::Bool(b)) => Ok(*b),
@@ -200,7 +200,7 @@ fn bool_field(object: &Object, name: &str) -> Result<bool, ApiResponse> {
     }
 }
 
-fn object_field<'a>(
+pub(super) fn object_field<'a>(
     object: &'a Object,
     name: &str,
     go_type: &str,
@@ -213,12 +213,15 @@ fn object_field<'a>(
 }
 
 /// A port-sized number (ports, sizes); Go's `int` in Consul, bounded to `u32` here.
-fn port(object: &Object, name: &str) -> Result<u32, ApiResponse> {
+pub(super) fn port(object: &Object, name: &str) -> Result<u32, ApiResponse> {
     let n = u64_field(object, name)?.unwrap_or(0);
     u32::try_from(n).map_err(|_| json::decode_error(name, "int", &Value::from(n)))
 }
 
-fn string_map(object: &Object, name: &str) -> Result<BTreeMap<String, String>, ApiResponse> {
+pub(super) fn string_map(
+    object: &Object,
+    name: &str,
+) -> Result<BTreeMap<String, String>, ApiResponse> {
     let Some(inner) = object_field(object, name, "map[string]string")? else {
         return Ok(BTreeMap::new());
     };
@@ -231,7 +234,9 @@ fn string_map(object: &Object, name: &str) -> Result<BTreeMap<String, String>, A
         .collect()
 }
 
-fn service_addresses(object: &Object) -> Result<BTreeMap<String, ServiceAddress>, ApiResponse> {
+pub(super) fn service_addresses(
+    object: &Object,
+) -> Result<BTreeMap<String, ServiceAddress>, ApiResponse> {
     let name = "TaggedAddresses";
     let Some(inner) = object_field(object, name, "map[string]structs.ServiceAddress")? else {
         return Ok(BTreeMap::new());
@@ -252,7 +257,7 @@ fn service_addresses(object: &Object) -> Result<BTreeMap<String, ServiceAddress>
 
 /// `Weights`, with Consul's rule: missing or invalid weights (passing below 1, either above 65535) are the
 /// defaults.
-fn weights(object: &Object) -> Result<Weights, ApiResponse> {
+pub(super) fn weights(object: &Object) -> Result<Weights, ApiResponse> {
     let Some(inner) = object_field(object, "Weights", "structs.Weights")? else {
         return Ok(Weights::default());
     };
@@ -283,7 +288,7 @@ fn header(object: &Object) -> Result<BTreeMap<String, Vec<String>>, ApiResponse>
 
 /// A duration given as a Go string or as nanoseconds, kept the way Consul prints it (`"10s"`); `""` when
 /// unset or zero.
-fn duration(object: &Object, name: &str) -> Result<String, ApiResponse> {
+pub(super) fn duration(object: &Object, name: &str) -> Result<String, ApiResponse> {
     let ns = match field(object, name) {
         None | Some(Value::Null) => return Ok(String::new()),
         Some(Value::String(text)) if text.is_empty() => return Ok(String::new()),

@@ -4,8 +4,8 @@ use super::cluster::ClusterView;
 use super::json;
 use super::session::SessionJson;
 use super::{
-    catalog, health, kv, session, status, txn, ApiRequest, ApiResponse, Context, Method, Plan,
-    Render,
+    agent, catalog, health, kv, session, status, txn, ApiRequest, ApiResponse, Context, Method,
+    Plan, Render,
 };
 use crate::fsm::Outcome;
 
@@ -32,6 +32,12 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
     }
     if let Some(rest) = rest.strip_prefix("health/") {
         return health::plan(req, rest);
+    }
+    if let Some(plan) = rest
+        .strip_prefix("agent/")
+        .and_then(|r| agent::plan(req, r))
+    {
+        return plan;
     }
     if let Some(rest) = rest.strip_prefix("status/") {
         return status::plan_status(req, rest, cluster);

@@ -14,6 +14,14 @@ pub(super) fn ctx() -> Context {
         txn_max_req_bytes: 65_536,
         now_ms: 1_000_000,
         new_id: "11111111-2222-3333-4444-555555555555".to_string(),
+        agent: std::sync::Arc::new(AgentIdentity {
+            node_id: "0b5e4a43-0000-4000-8000-000000000001".to_string(),
+            address: "127.0.0.1".to_string(),
+            server: true,
+            version: "1.0.0".to_string(),
+            serf_lan_port: 8301,
+            ..AgentIdentity::default()
+        }),
     }
 }
 

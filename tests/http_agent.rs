@@ -1,0 +1,152 @@
+//! End to end over loopback: a `cairn agent -dev` process and the agent's own services and checks:
+//! register a service with a TTL check, see it in `/v1/health/service` as soon as the PUT returns, pass it,
+//! let the TTL expire, deregister, and bad input.
+
+mod support;
+
+use serde_json::Value;
+use std::time::{Duration, Instant};
+use support::Agent;
+
+fn put_empty(a: &Agent, target: &str, body: &str) {
+    let r = a.call("PUT", target, body.as_bytes());
+    assert_eq!(
+        (r.status, r.text()),
+        (200, String::new()),
+        "PUT {target} {body}"
+    );
+}
+
+/// The checks of the first `/v1/health/service/<name>` entry.
+fn checks(a: &Agent, name: &str) -> Vec<Value> {
+    let r = a.call("GET", &format!("/v1/health/service/{name}"), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let body = r.json();
+    let entries = body.as_array().expect("a list");
+    assert_eq!(entries.len(), 1, "{body}");
+    entries[0]["Checks"].as_array().expect("checks").clone()
+}
+
+fn check<'a>(list: &'a [Value], id: &str) -> &'a Value {
+    list.iter()
+        .find(|c| c["CheckID"] == id)
+        .unwrap_or_else(|| panic!("no check {id} in {list:?}"))
+}
+
+#[test]
+fn a_ttl_check_registers_passes_expires_and_deregisters() {
+    let a = Agent::dev("agentttl", &[]);
+    let body = r#"{"name":"web","id":"web-1","tags":["v1"],"port":8080,
+        "check":{"check_id":"web-ttl","ttl":"1s","notes":"heartbeat"}}"#;
+    put_empty(&a, "/v1/agent/service/register", body);
+    let list = checks(&a, "web");
+    let ttl = check(&list, "web-ttl");
+    assert_eq!(ttl["Status"], "critical", "{ttl}");
+    assert_eq!(ttl["ServiceID"], "web-1");
+    assert_eq!(ttl["Node"], "agentttl");
+
+    put_empty(&a, "/v1/agent/check/pass/web-ttl?note=ok", "");
+    let list = checks(&a, "web");
+    assert_eq!(check(&list, "web-ttl")["Status"], "passing");
+    assert_eq!(check(&list, "web-ttl")["Output"], "ok");
+
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let list = checks(&a, "web");
+        let c = check(&list, "web-ttl");
+        if c["Status"] == "critical" {
+            let output = c["Output"].as_str().unwrap_or("");
+            assert!(output.starts_with("TTL expired"), "{c}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "TTL never expired: {c}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    put_empty(
+        &a,
+        "/v1/agent/check/update/web-ttl",
+        r#"{"Status":"warning","Output":"slow"}"#,
+    );
+    assert_eq!(check(&checks(&a, "web"), "web-ttl")["Status"], "warning");
+
+    put_empty(&a, "/v1/agent/service/deregister/web-1", "");
+    let r = a.call("GET", "/v1/health/service/web", b"");
+    assert_eq!(r.json(), serde_json::json!([]));
+    let r = a.call("PUT", "/v1/agent/check/pass/web-ttl", b"");
+    assert_eq!(r.status, 500);
+    assert_eq!(
+        r.text(),
+        r#"CheckID "web-ttl" does not have associated TTL"#
+    );
+}
+
+#[test]
+fn node_checks_and_bad_input_get_consuls_answers() {
+    let a = Agent::dev("agentbad", &[]);
+    let cases: [(&str, &str, u16, &str); 6] = [
+        (
+            "/v1/agent/service/register",
+            r#"{"Port":1}"#,
+            400,
+            "Missing service name",
+        ),
+        (
+            "/v1/agent/check/register",
+            r#"{"TTL":"5s"}"#,
+            400,
+            "Missing check name",
+        ),
+        (
+            "/v1/agent/check/deregister/nope",
+            "",
+            404,
+            r#"Unknown check ID "nope". Ensure that the check ID is passed, not the check name."#,
+        ),
+        (
+            "/v1/agent/check/update/x",
+            r#"{"Status":"bogus"}"#,
+            400,
+            "Invalid check status: 'bogus'",
+        ),
+        (
+            "/v1/agent/check/register",
+            r#"{"Name":"c","TTL":"5s","ServiceID":"none"}"#,
+            404,
+            r#"ServiceID "none" does not exist"#,
+        ),
+        (
+            "/v1/agent/service/deregister/none",
+            "",
+            404,
+            r#"Unknown service ID "none". Ensure that the service ID is passed, not the service name."#,
+        ),
+    ];
+    for (target, body, status, text) in cases {
+        let r = a.call("PUT", target, body.as_bytes());
+        assert_eq!((r.status, r.text().as_str()), (status, text), "{target}");
+    }
+    let r = a.call("PUT", "/v1/agent/service/register", b"{not json");
+    assert_eq!(r.status, 400);
+    assert!(
+        r.text().starts_with("Request decode failed"),
+        "{}",
+        r.text()
+    );
+
+    put_empty(
+        &a,
+        "/v1/agent/check/register",
+        r#"{"Name":"disk","TTL":"30s","Status":"passing"}"#,
+    );
+    let r = a.call("GET", "/v1/health/node/agentbad", b"");
+    let ids: Vec<String> = r
+        .json()
+        .as_array()
+        .expect("list")
+        .iter()
+        .map(|c| c["CheckID"].as_str().unwrap_or("").to_string())
+        .collect();
+    assert!(ids.contains(&"disk".to_string()), "{ids:?}");
+    put_empty(&a, "/v1/agent/check/deregister/disk", "");
+}
