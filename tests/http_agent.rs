@@ -150,3 +150,37 @@ fn node_checks_and_bad_input_get_consuls_answers() {
     assert!(ids.contains(&"disk".to_string()), "{ids:?}");
     put_empty(&a, "/v1/agent/check/deregister/disk", "");
 }
+
+#[test]
+fn agent_reads_show_this_nodes_services_checks_and_self() {
+    let a = Agent::dev("agentread", &[]);
+    let body = r#"{"Name":"api","ID":"api-1","Port":9000,"Meta":{"v":"2"},
+        "Check":{"CheckID":"api-ttl","TTL":"30s","Status":"passing"}}"#;
+    put_empty(&a, "/v1/agent/service/register", body);
+
+    let r = a.call("GET", "/v1/agent/services", b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let services = r.json();
+    assert_eq!(services["api-1"]["Service"], "api", "{services}");
+    assert_eq!(services["api-1"]["Port"], 9000);
+    assert_eq!(services["api-1"]["Datacenter"], "dc1");
+    assert_eq!(services["consul"]["Service"], "consul", "{services}");
+
+    let r = a.call("GET", "/v1/agent/service/api-1", b"");
+    assert_eq!(r.status, 200);
+    assert!(r.header("x-consul-contenthash").is_some());
+    assert_eq!(r.json()["Meta"]["v"], "2");
+    assert_eq!(a.call("GET", "/v1/agent/service/none", b"").status, 404);
+
+    let checks = a.call("GET", "/v1/agent/checks", b"").json();
+    assert_eq!(checks["api-ttl"]["Status"], "passing", "{checks}");
+    assert_eq!(checks["api-ttl"]["ServiceID"], "api-1");
+    assert_eq!(checks["serfHealth"]["Status"], "passing");
+
+    let me = a.call("GET", "/v1/agent/self", b"").json();
+    assert_eq!(me["Config"]["NodeName"], "agentread", "{me}");
+    assert_eq!(me["Config"]["Datacenter"], "dc1");
+    assert_eq!(me["Config"]["Server"], true);
+    assert_eq!(me["Member"]["Status"], 1);
+    assert_eq!(me["Member"]["Name"], "agentread");
+}

@@ -74,7 +74,7 @@ pub fn identity(config: &AgentConfig) -> AgentIdentity {
         address: node.address,
         tagged_addresses: node.tagged_addresses,
         node_meta: node.node_meta,
-        server: config.server,
+        server: config.server || config.dev,
         version: env!("CARGO_PKG_VERSION").to_string(),
         serf_lan_port: config.ports.serf_lan.unwrap_or(8301),
     }

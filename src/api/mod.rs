@@ -8,6 +8,7 @@
 //! come in through [`Context`]; nothing here does IO.
 
 mod agent;
+mod agent_read;
 mod catalog;
 #[cfg(test)]
 mod catalog_tests;
@@ -29,6 +30,7 @@ mod txn;
 mod views;
 
 pub use agent::{expire_command, AgentEffects, AgentIdentity, AgentOp};
+pub use agent_read::AgentRead;
 pub use catalog::CatalogRead;
 pub use health::HealthRead;
 pub use params::{jitter_ms, Blocking, Consistency, Selection, WAIT_MS_DEFAULT, WAIT_MS_MAX};
@@ -223,6 +225,8 @@ pub enum ReadQuery {
     Catalog(CatalogRead, Selection),
     /// `GET /v1/health/{service/:name,checks/:service,node/:node,state/:state}`.
     Health(HealthRead, Selection),
+    /// `GET /v1/agent/{services,service/:id,checks,self}`.
+    Agent(AgentRead),
 }
 
 /// What a blocking query waits on.
@@ -284,6 +288,7 @@ impl ReadQuery {
             ReadQuery::RaftConfiguration => status::answer_configuration(cluster, ctx, pretty),
             ReadQuery::Catalog(read, selection) => catalog::answer(state, read, selection, pretty),
             ReadQuery::Health(read, selection) => health::answer(state, read, selection, pretty),
+            ReadQuery::Agent(read) => agent_read::answer(state, cluster, read, ctx, pretty),
         }
     }
 
@@ -303,6 +308,7 @@ impl ReadQuery {
             ReadQuery::RaftConfiguration => WatchSpec::Any,
             ReadQuery::Catalog(read, _) => catalog::watch(read),
             ReadQuery::Health(read, _) => health::watch(read),
+            ReadQuery::Agent(_) => WatchSpec::Tables(fsm::table::SERVICES | fsm::table::CHECKS),
         }
     }
 }

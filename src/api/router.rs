@@ -4,8 +4,8 @@ use super::cluster::ClusterView;
 use super::json;
 use super::session::SessionJson;
 use super::{
-    agent, catalog, health, kv, session, status, txn, ApiRequest, ApiResponse, Context, Method,
-    Plan, Render,
+    agent, agent_read, catalog, health, kv, session, status, txn, ApiRequest, ApiResponse, Context,
+    Method, Plan, Render,
 };
 use crate::fsm::Outcome;
 
@@ -35,7 +35,7 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
     }
     if let Some(plan) = rest
         .strip_prefix("agent/")
-        .and_then(|r| agent::plan(req, r))
+        .and_then(|r| agent::plan(req, r).or_else(|| agent_read::plan(req, r)))
     {
         return plan;
     }
