@@ -78,7 +78,7 @@ const BODIES: &[&str] = &[
 ];
 
 fn random_body(rng: &mut Rng) -> Vec<u8> {
-    if rng.next() % 3 == 0 {
+    if rng.next().is_multiple_of(3) {
         let len = (rng.next() % 300) as usize;
         (0..len).map(|_| rng.next() as u8).collect()
     } else {
