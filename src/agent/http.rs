@@ -77,6 +77,7 @@ pub fn identity(config: &AgentConfig) -> AgentIdentity {
         server: config.server || config.dev,
         version: env!("CARGO_PKG_VERSION").to_string(),
         serf_lan_port: config.ports.serf_lan.unwrap_or(8301),
+        remote_script_checks: config.enable_script_checks,
     }
 }
 

@@ -3,6 +3,7 @@
 //! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
 
 pub mod bridge;
+pub mod checks;
 pub mod http;
 pub mod leader;
 pub mod raft_driver;
