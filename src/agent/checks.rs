@@ -246,6 +246,22 @@ pub fn parse_answer(raw: &[u8]) -> Option<HttpAnswer> {
     Some(HttpAnswer { code, status, body })
 }
 
+/// Whether `raw` holds a whole answer by its `Content-Length` (without one, the answer ends at EOF).
+pub fn answer_complete(raw: &[u8]) -> bool {
+    let Some(end) = raw.windows(4).position(|w| w == b"\r\n\r\n") else {
+        return false;
+    };
+    let head = String::from_utf8_lossy(&raw[..end]);
+    let length = head.split("\r\n").find_map(|line| {
+        let (name, value) = line.split_once(':')?;
+        name.trim()
+            .eq_ignore_ascii_case("content-length")
+            .then(|| value.trim().parse::<usize>().ok())
+            .flatten()
+    });
+    length.is_some_and(|n| raw.len() - (end + 4) >= n)
+}
+
 /// The data of a chunked body, as far as it is complete.
 fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
@@ -501,6 +517,13 @@ mod tests {
         let answer = parse_answer(chunked).expect("answer");
         assert_eq!((answer.code, answer.body.as_slice()), (503, &b"abcde"[..]));
         assert!(parse_answer(b"HTTP/1.1 200 OK\r\n").is_none());
+        assert!(answer_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+        ));
+        assert!(!answer_complete(
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\nok"
+        ));
+        assert!(!answer_complete(b"HTTP/1.1 200 OK\r\n\r\nok"));
     }
 
     #[test]
