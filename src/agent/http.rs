@@ -19,7 +19,7 @@ use crate::api::{
 use crate::api::{AgentIdentity, AgentOp};
 use crate::config::AgentConfig;
 use crate::fsm::codec::{decode_outcome, encode_command};
-use crate::fsm::{Command, Outcome};
+use crate::fsm::{CheckDefinition, CheckStatus, Command, HealthCheck, Outcome};
 use crate::rpc::{self, ErrorCode, ErrorReply};
 use cairn_io::http::{
     BodyLimit, HttpServer, HttpServerError, HttpServerOptions, Method, ParserLimits, Request,
@@ -77,6 +77,7 @@ pub fn identity(config: &AgentConfig) -> AgentIdentity {
         server: config.server || config.dev,
         version: env!("CARGO_PKG_VERSION").to_string(),
         serf_lan_port: config.ports.serf_lan.unwrap_or(8301),
+        remote_script_checks: config.enable_script_checks,
     }
 }
 
@@ -424,6 +425,48 @@ impl FrontEnd {
         drop(published);
         if self.apply_and_wait(&command).await.is_err() {
             self.settings.ttls.lock().arm(id, ttl::RETRY_MS, now_ms);
+        }
+    }
+
+    /// The agent's monotonic clock, in milliseconds.
+    pub fn now_ms(&self) -> u64 {
+        self.link.shared().now_ms()
+    }
+
+    /// The index of the published state this shard reads.
+    pub fn applied_index(&self) -> u64 {
+        self.link.shared().published().applied_index
+    }
+
+    /// This agent's node's checks in the published state.
+    pub fn local_checks(&self) -> Vec<HealthCheck> {
+        let published = self.link.shared().published();
+        let checks = published.state.node_checks(&self.settings.node_name);
+        checks.into_iter().cloned().collect()
+    }
+
+    /// Proposes the result of a run of check `id` when it changes the catalog's status or output and
+    /// the catalog still holds the `definition` that ran; `false` when a proposal failed.
+    pub async fn record_check(
+        &self,
+        id: &str,
+        definition: &CheckDefinition,
+        status: CheckStatus,
+        output: &str,
+    ) -> bool {
+        let ctx = self.context("");
+        let published = self.link.shared().published();
+        let current = published.state.node_checks(&ctx.node_name);
+        let same = current
+            .iter()
+            .any(|c| c.check_id == id && c.definition == *definition);
+        let command = same
+            .then(|| api::check_result_command(&published.state, &ctx, id, status, output))
+            .flatten();
+        drop(published);
+        match command {
+            Some(command) => self.apply_and_wait(&command).await.is_ok(),
+            None => true,
         }
     }
 

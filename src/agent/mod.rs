@@ -3,6 +3,8 @@
 //! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
 
 pub mod bridge;
+pub mod check_runner;
+pub mod checks;
 pub mod http;
 pub mod leader;
 pub mod raft_driver;
@@ -418,6 +420,10 @@ async fn serve_http(
         let shutdown = context.shutdown.clone();
         glommio::spawn_local(async move { front.run_ttl_timers(&shutdown).await })
     });
+    let checks = (index == 0).then(|| {
+        let front = std::rc::Rc::clone(&front);
+        glommio::spawn_local(check_runner::run_checks(front, context.shutdown.clone()))
+    });
     let mut servers = Vec::with_capacity(wiring.http_addrs.len());
     for addr in &wiring.http_addrs {
         let server = front
@@ -431,6 +437,9 @@ async fn serve_http(
     }
     if let Some(timers) = timers {
         timers.await;
+    }
+    if let Some(checks) = checks {
+        checks.await;
     }
     Ok(())
 }

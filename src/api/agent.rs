@@ -7,7 +7,8 @@
 //! and says which TTL checks the agent's timer table must arm or forget.
 //!
 //! Check types other than TTL are accepted and stored with their definition and initial status (critical by
-//! default); nothing runs them yet.
+//! default); the agent's check runner (`crate::agent::checks`) runs the HTTP, TCP and script ones. A script
+//! check is refused unless `enable_script_checks` is on ([`SCRIPTS_DISABLED_REMOTE`]).
 
 use super::duration::parse_go_duration;
 use super::json::{self, strings_field};
@@ -47,7 +48,13 @@ pub struct AgentIdentity {
     pub version: String,
     /// The Serf LAN port (`Member.Port`).
     pub serf_lan_port: u16,
+    /// `enable_script_checks`: script checks may be registered through the HTTP API.
+    pub remote_script_checks: bool,
 }
+
+/// Consul's refusal of a script check registered through the API while `enable_script_checks` is off.
+pub const SCRIPTS_DISABLED_REMOTE: &str =
+    "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true";
 
 /// An agent write, as asked.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -323,6 +330,7 @@ impl AgentOp {
     /// The commands and TTL changes that carry out this op against `state` for the agent in `ctx`, or
     /// Consul's refusal (unknown service or check).
     pub fn effects(&self, state: &State, ctx: &Context) -> Result<AgentEffects, ApiResponse> {
+        self.allowed(ctx)?;
         match self {
             AgentOp::RegisterService {
                 service,
@@ -342,6 +350,22 @@ impl AgentOp {
                 update_ttl(state, ctx, id, *status, output)
             }
         }
+    }
+}
+
+impl AgentOp {
+    /// Refuses (`500`, Consul's text) a script check registered while remote script checks are off.
+    fn allowed(&self, ctx: &Context) -> Result<(), ApiResponse> {
+        let checks: &[HealthCheck] = match self {
+            AgentOp::RegisterService { checks, .. } => checks,
+            AgentOp::RegisterCheck(check) => std::slice::from_ref(check.as_ref()),
+            _ => &[],
+        };
+        let script = checks.iter().any(|c| c.check_type == "script");
+        if script && !ctx.agent.remote_script_checks {
+            return Err(ApiResponse::text(500, SCRIPTS_DISABLED_REMOTE));
+        }
+        Ok(())
     }
 }
 
@@ -525,8 +549,33 @@ pub fn expire_command(state: &State, ctx: &Context, id: &str) -> Option<Command>
     ))
 }
 
+/// The command that records a run of check `id` (status and output, the output cut to
+/// [`CHECK_OUTPUT_BYTES_MAX`]); `None` when the check is gone or already says exactly that.
+pub fn check_result_command(
+    state: &State,
+    ctx: &Context,
+    id: &str,
+    status: CheckStatus,
+    output: &str,
+) -> Option<Command> {
+    let check = find_check(state, ctx, id)?;
+    let output = truncate(output, CHECK_OUTPUT_BYTES_MAX);
+    if check.status == status && check.output == output {
+        return None;
+    }
+    let updated = HealthCheck {
+        status,
+        output: output.to_string(),
+        ..check.clone()
+    };
+    Some(register_command(
+        ctx,
+        node_request(ctx, None, vec![updated]),
+    ))
+}
+
 /// `text` cut to at most `max` bytes on a character boundary.
-fn truncate(text: &str, max: usize) -> &str {
+pub fn truncate(text: &str, max: usize) -> &str {
     if text.len() <= max {
         return text;
     }
@@ -602,6 +651,49 @@ mod tests {
             (400, "Invalid check: TTL must be > 0 for TTL checks".into())
         );
         assert_eq!(refused(Method::Put, "/v1/agent/check/pass/", "").0, 404);
+    }
+
+    #[test]
+    fn script_checks_are_refused_unless_enabled() {
+        let state = State::default();
+        let mut c = ctx();
+        let script = op(
+            "/v1/agent/check/register",
+            r#"{"Name":"s","Args":["/bin/true"],"Interval":"1s"}"#,
+        );
+        let refusal = script.effects(&state, &c).expect_err("scripts off");
+        assert_eq!(
+            (refusal.status, body_text(&refusal)),
+            (500, SCRIPTS_DISABLED_REMOTE.to_string())
+        );
+        std::sync::Arc::make_mut(&mut c.agent).remote_script_checks = true;
+        assert!(script.effects(&state, &c).is_ok());
+    }
+
+    #[test]
+    fn a_check_result_is_proposed_only_when_it_changes() {
+        let c = ctx();
+        let register = op(
+            "/v1/agent/check/register",
+            r#"{"Name":"h","HTTP":"http://127.0.0.1:1/","Interval":"1s"}"#,
+        );
+        let effects = register.effects(&State::default(), &c).expect("register");
+        let mut fsm = crate::fsm::Fsm::new();
+        for command in &effects.commands {
+            fsm.apply(1, command);
+        }
+        let state = fsm.state();
+        let same = check_result_command(&state, &c, "h", CheckStatus::Critical, "");
+        assert!(same.is_none());
+        let long = "x".repeat(CHECK_OUTPUT_BYTES_MAX + 10);
+        let Some(Command::CatalogRegister { request, .. }) =
+            check_result_command(&state, &c, "h", CheckStatus::Passing, &long)
+        else {
+            panic!("no command");
+        };
+        assert_eq!(request.checks[0].status, CheckStatus::Passing);
+        assert_eq!(request.checks[0].output.len(), CHECK_OUTPUT_BYTES_MAX);
+        assert!(check_result_command(&state, &c, "gone", CheckStatus::Passing, "").is_none());
     }
 
     #[test]

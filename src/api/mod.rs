@@ -7,7 +7,7 @@
 //! [`render_outcome`] turns into Consul's JSON), an operator action, or leaving. Clock readings and fresh IDs
 //! come in through [`Context`]; nothing here does IO.
 
-mod agent;
+pub mod agent;
 mod agent_read;
 mod catalog;
 #[cfg(test)]
@@ -29,7 +29,7 @@ mod tests;
 mod txn;
 mod views;
 
-pub use agent::{expire_command, AgentEffects, AgentIdentity, AgentOp};
+pub use agent::{check_result_command, expire_command, AgentEffects, AgentIdentity, AgentOp};
 pub use agent_read::AgentRead;
 pub use catalog::CatalogRead;
 pub use health::HealthRead;
