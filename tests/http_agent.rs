@@ -184,3 +184,57 @@ fn agent_reads_show_this_nodes_services_checks_and_self() {
     assert_eq!(me["Member"]["Status"], 1);
     assert_eq!(me["Member"]["Name"], "agentread");
 }
+
+#[test]
+fn services_and_checks_from_config_files_are_registered_at_startup() {
+    let dir = support::test_dir("config-services");
+    let file = dir.join("services.hcl");
+    std::fs::write(
+        &file,
+        r#"
+service {
+  name = "from-config"
+  port = 8080
+  tags = ["a", "b"]
+  check {
+    check_id = "from-config-ttl"
+    name = "config ttl"
+    ttl = "60s"
+  }
+}
+check {
+  id = "node-level"
+  name = "node level"
+  ttl = "60s"
+}
+"#,
+    )
+    .expect("config");
+    let a = Agent::dev(
+        "config-services",
+        &[&format!("-config-file={}", file.display())],
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    loop {
+        let r = a.call("GET", "/v1/catalog/service/from-config", b"");
+        let json = r.json();
+        if json.as_array().is_some_and(|a| !a.is_empty()) {
+            assert_eq!(json[0]["ServicePort"], 8080);
+            assert_eq!(json[0]["ServiceTags"], serde_json::json!(["a", "b"]));
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "not registered:\n{}",
+            a.log_text()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let checks = a.call("GET", "/v1/agent/checks", b"").json();
+    assert_eq!(checks["from-config-ttl"]["ServiceID"], "from-config");
+    assert_eq!(checks["node-level"]["Name"], "node level");
+    assert_eq!(
+        checks["from-config-ttl"]["Status"], "critical",
+        "a TTL check starts critical"
+    );
+}

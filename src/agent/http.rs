@@ -64,6 +64,10 @@ pub struct ApiSettings {
     pub agent: Arc<AgentIdentity>,
     /// The agent's TTL timers, shared by its shards.
     pub ttls: Arc<Mutex<TtlTable>>,
+    /// Services from the configuration (`services`/`service`), registered at startup.
+    pub config_services: Vec<serde_json::Value>,
+    /// Checks from the configuration (`checks`/`check`), registered at startup.
+    pub config_checks: Vec<serde_json::Value>,
 }
 
 /// This agent's identity from its configuration (the node as its self-registration describes it).
@@ -196,6 +200,60 @@ impl FrontEnd {
             } else {
                 String::new()
             },
+        }
+    }
+
+    /// Registers the services and checks of the configuration files as if they came through
+    /// `PUT /v1/agent/service/register` and `/v1/agent/check/register` (the same validation and effects),
+    /// retrying while there is no leader; a definition refused as invalid is logged and skipped.
+    pub async fn register_config_definitions(
+        &self,
+        logger: &crate::logging::Logger,
+        shutdown: &Shutdown,
+    ) {
+        let definitions = self
+            .settings
+            .config_services
+            .iter()
+            .map(|d| ("/v1/agent/service/register", d))
+            .chain(
+                self.settings
+                    .config_checks
+                    .iter()
+                    .map(|d| ("/v1/agent/check/register", d)),
+            );
+        for (path, definition) in definitions {
+            let body = serde_json::to_vec(definition).unwrap_or_default();
+            loop {
+                if shutdown.is_triggered() {
+                    return;
+                }
+                let request = ApiRequest {
+                    method: api::Method::Put,
+                    path,
+                    query: Query::default(),
+                    token: None,
+                    body: &body,
+                };
+                let response = self.run(&request).await;
+                match response.status {
+                    200 => break,
+                    400..=499 => {
+                        logger.error(
+                            "agent",
+                            &format!(
+                                "config definition refused ({}): {}",
+                                response.status,
+                                String::from_utf8_lossy(&response.body)
+                            ),
+                        );
+                        break;
+                    }
+                    _ => {
+                        glommio::timer::sleep(Duration::from_millis(RPC_RETRY_PAUSE_MS * 10)).await
+                    }
+                }
+            }
         }
     }
 

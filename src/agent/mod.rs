@@ -346,6 +346,7 @@ struct Wiring {
     shards: Mutex<Vec<Option<ShardSide>>>,
     settings: ApiSettings,
     http_addrs: Vec<SocketAddr>,
+    log_level: LogLevel,
     leave_requested: Arc<AtomicBool>,
 }
 
@@ -363,8 +364,11 @@ impl Wiring {
                 txn_max_req_bytes: config.txn_max_req_len_bytes,
                 agent: Arc::new(http::identity(config)),
                 ttls: Arc::default(),
+                config_services: config.services.clone(),
+                config_checks: config.checks.clone(),
             },
             http_addrs: config.http_addrs(),
+            log_level: config.log_level,
             leave_requested,
         }
     }
@@ -424,6 +428,14 @@ async fn serve_http(
         let front = std::rc::Rc::clone(&front);
         glommio::spawn_local(check_runner::run_checks(front, context.shutdown.clone()))
     });
+    let definitions = (index == 0).then(|| {
+        let front = std::rc::Rc::clone(&front);
+        let shutdown = context.shutdown.clone();
+        let logger = Logger::new(wiring.log_level);
+        glommio::spawn_local(async move {
+            front.register_config_definitions(&logger, &shutdown).await;
+        })
+    });
     let mut servers = Vec::with_capacity(wiring.http_addrs.len());
     for addr in &wiring.http_addrs {
         let server = front
@@ -441,5 +453,7 @@ async fn serve_http(
     if let Some(checks) = checks {
         checks.await;
     }
+    // Dropping the task cancels a registration still waiting for a leader.
+    drop(definitions);
     Ok(())
 }
