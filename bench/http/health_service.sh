@@ -29,20 +29,7 @@ port_free 127.0.0.1 "$CAIRN_HTTP_PORT"
 port_free 127.0.0.1 "$CAIRN_SERVER_PORT"
 disk_tmpdir WORK
 
-log "starting cairn agent -dev on 127.0.0.1:$CAIRN_HTTP_PORT"
-"$CAIRN" agent -dev -node bench -bind 127.0.0.1 -client 127.0.0.1 -log-level=warn \
-    -http-port "$CAIRN_HTTP_PORT" -server-port "$CAIRN_SERVER_PORT" >"$WORK/cairn.log" 2>&1 &
-CAIRN_PID=$!
-PIDS+=("$CAIRN_PID")
-leader=""
-deadline=$((SECONDS + 10))
-while [ "$SECONDS" -lt "$deadline" ]; do
-    check_alive "$CAIRN_PID" cairn "$WORK/cairn.log"
-    leader="$(curl -s --max-time 1 "http://127.0.0.1:$CAIRN_HTTP_PORT/v1/status/leader" || true)"
-    [ -n "$leader" ] && [ "$leader" != '""' ] && break
-    sleep 0.1
-done
-[ -n "$leader" ] && [ "$leader" != '""' ] || die "cairn has no leader after 10 s (log: $WORK/cairn.log)"
+start_cairn_dev "$WORK/cairn.log" -log-level=warn
 
 log "registering $((NODES * SERVICES)) instances ($NODES nodes x $SERVICES services) through /v1/catalog/register"
 python3 - "$CAIRN_HTTP_PORT" "$NODES" "$SERVICES" <<'PY'

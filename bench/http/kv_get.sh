@@ -37,19 +37,7 @@ CAIRN_URL="http://127.0.0.1:$CAIRN_HTTP_PORT/v1/kv/bench/key"
 NGINX_URL="http://127.0.0.1:$NGINX_PORT/key"
 
 # --- cairn -dev ---
-log "starting cairn agent -dev on 127.0.0.1:$CAIRN_HTTP_PORT"
-"$CAIRN" agent -dev -node bench -bind 127.0.0.1 -client 127.0.0.1 \
-    -http-port "$CAIRN_HTTP_PORT" -server-port "$CAIRN_SERVER_PORT" >"$WORK/cairn.log" 2>&1 &
-CAIRN_PID=$!
-PIDS+=("$CAIRN_PID")
-deadline=$((SECONDS + 10))
-while [ "$SECONDS" -lt "$deadline" ]; do
-    check_alive "$CAIRN_PID" cairn "$WORK/cairn.log"
-    leader="$(curl -s --max-time 1 "http://127.0.0.1:$CAIRN_HTTP_PORT/v1/status/leader" || true)"
-    [ -n "$leader" ] && [ "$leader" != '""' ] && break
-    sleep 0.1
-done
-[ -n "$leader" ] && [ "$leader" != '""' ] || die "cairn has no leader after 10 s (log: $WORK/cairn.log)"
+start_cairn_dev "$WORK/cairn.log"
 
 value="$(head -c "$VALUE_BYTES" /dev/zero | tr '\0' 'v')"
 put="$(printf '%s' "$value" | curl_expect 200 -X PUT --data-binary @- "$CAIRN_URL")"

@@ -163,3 +163,22 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b == 0) print "n/a"; else printf 
 
 # Thousands separators for the tables.
 fmt() { printf "%'d" "$1" 2>/dev/null || printf '%s' "$1"; }
+
+# start_cairn_dev LOG [EXTRA_FLAGS...]: start `cairn agent -dev` on 127.0.0.1 with CAIRN_HTTP_PORT and
+# CAIRN_SERVER_PORT, logging to LOG; sets CAIRN_PID and returns once it answers with a leader (10 s at most).
+start_cairn_dev() {
+    local logfile="$1"; shift
+    log "starting cairn agent -dev on 127.0.0.1:$CAIRN_HTTP_PORT"
+    "$CAIRN" agent -dev -node bench -bind 127.0.0.1 -client 127.0.0.1 "$@" \
+        -http-port "$CAIRN_HTTP_PORT" -server-port "$CAIRN_SERVER_PORT" >"$logfile" 2>&1 &
+    CAIRN_PID=$!
+    PIDS+=("$CAIRN_PID")
+    local leader="" deadline=$((SECONDS + 10))
+    while [ "$SECONDS" -lt "$deadline" ]; do
+        check_alive "$CAIRN_PID" cairn "$logfile"
+        leader="$(curl -s --max-time 1 "http://127.0.0.1:$CAIRN_HTTP_PORT/v1/status/leader" || true)"
+        [ -n "$leader" ] && [ "$leader" != '""' ] && return 0
+        sleep 0.1
+    done
+    die "cairn has no leader after 10 s (log: $logfile)"
+}
