@@ -132,9 +132,11 @@ impl ServerPlan {
         ));
         handle.stopped().await;
         stop.trigger();
+        // Close first: it fails the requests still waiting, which the tasks below may be awaiting.
+        let closed = handle.close().await;
         leader_work.await;
         registration.await;
-        handle.close().await?;
+        closed?;
         Ok(())
     }
 
