@@ -33,13 +33,13 @@ pub const SCRIPT_POLL_MS: u64 = 10;
 /// Runs this agent's HTTP, TCP and script checks until `shutdown`.
 pub async fn run_checks(front: Rc<FrontEnd>, shutdown: Shutdown) {
     let schedule = Rc::new(RefCell::new(Schedule::default()));
-    let mut seen_index = None;
+    let mut seen_revision = None;
     while !shutdown.is_triggered() {
         pause(TICK_MS, &shutdown).await;
         let now_ms = front.now_ms();
-        let index = front.applied_index();
-        if seen_index != Some(index) {
-            seen_index = Some(index);
+        let revision = front.local_revision();
+        if seen_revision != Some(revision) {
+            seen_revision = Some(revision);
             let checks = front.local_checks();
             let refs: Vec<&HealthCheck> = checks.iter().collect();
             schedule.borrow_mut().sync(&refs, now_ms);

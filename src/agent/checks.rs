@@ -1,11 +1,11 @@
 //! The agent's check runner: HTTP, TCP and script checks of this agent's node, each run every interval
-//! with its timeout. A run whose status or output differs from the catalog's is proposed as a
-//! `CatalogRegister` of the check, the same path a TTL expiry takes ([`crate::api::check_result_command`]).
+//! with its timeout. A run whose status or output differs updates the agent's local state, and
+//! anti-entropy syncs it to the catalog at once (`FrontEnd::record_check`), the path a TTL expiry takes.
 //!
-//! Which checks run: the runner watches the published catalog. Whenever the applied index moves it reads
-//! this node's checks and reconciles its [`Schedule`]: new checks start (first run at once), removed ones
-//! stop, a changed definition restarts its check. So checks registered by any route (agent API, catalog
-//! API, a restart that replays the log) run, and a deregistration stops them, with no hook in the routes.
+//! Which checks run: the runner watches the agent's local state. Whenever its revision moves it reads
+//! the agent's checks and reconciles its [`Schedule`]: new checks start (first run at once), removed ones
+//! stop, a changed definition restarts its check; so checks registered by any agent route, a config file
+//! or a restart that restores the local state run, and a deregistration stops them, with no hook in the routes.
 //!
 //! Where: one task on shard 0 (next to the TTL timers). HTTP and TCP probes are glommio IO on that shard;
 //! a script runs on its own thread (never on the shard), polled by the shard until it exits or its

@@ -8,6 +8,7 @@
 //! Every read answer carries `X-Consul-Index` (never 0), `X-Consul-KnownLeader`, `X-Consul-LastContact` and
 //! `X-Consul-Effective-Consistency`.
 
+use super::anti_entropy::LocalAgent;
 use super::shard::{ShardLink, Watch};
 use super::ttl::{self, TtlTable};
 use crate::api::cluster::ClusterView;
@@ -64,6 +65,10 @@ pub struct ApiSettings {
     pub agent: Arc<AgentIdentity>,
     /// The agent's TTL timers, shared by its shards.
     pub ttls: Arc<Mutex<TtlTable>>,
+    /// The agent's local services and checks, shared by its shards.
+    pub local: Arc<LocalAgent>,
+    /// `ae_interval`: the base interval of anti-entropy's full sync.
+    pub ae_interval_ms: u64,
     /// Services from the configuration (`services`/`service`), registered at startup.
     pub config_services: Vec<serde_json::Value>,
     /// Checks from the configuration (`checks`/`check`), registered at startup.
@@ -87,8 +92,8 @@ pub fn identity(config: &AgentConfig) -> AgentIdentity {
 
 /// One shard's HTTP API.
 pub struct FrontEnd {
-    link: Rc<ShardLink>,
-    settings: ApiSettings,
+    pub(super) link: Rc<ShardLink>,
+    pub(super) settings: ApiSettings,
     /// Set when `PUT /v1/agent/leave` asked the agent to stop; `shutdown` is then triggered.
     leave_requested: Arc<AtomicBool>,
     shutdown: Shutdown,
@@ -186,7 +191,7 @@ impl FrontEnd {
         Ok((path, query, token))
     }
 
-    fn context(&self, path: &str) -> Context {
+    pub(super) fn context(&self, path: &str) -> Context {
         Context {
             node_name: self.settings.node_name.clone(),
             datacenter: self.settings.datacenter.clone(),
@@ -235,7 +240,7 @@ impl FrontEnd {
                     token: None,
                     body: &body,
                 };
-                let response = self.run(&request).await;
+                let response = self.run_request(&request, false).await;
                 match response.status {
                     200 => break,
                     400..=499 => {
@@ -258,6 +263,12 @@ impl FrontEnd {
     }
 
     async fn run(&self, request: &ApiRequest<'_>) -> ApiResponse {
+        self.run_request(request, true).await
+    }
+
+    /// Runs one request; `persist`: agent registrations are kept across restarts (false for those of the
+    /// configuration files, which the next start registers again).
+    async fn run_request(&self, request: &ApiRequest<'_>, persist: bool) -> ApiResponse {
         if let Some(dc) = request.query.get("dc") {
             if !dc.is_empty() && dc != self.settings.datacenter {
                 return ApiResponse::text(500, "No path to datacenter");
@@ -270,7 +281,17 @@ impl FrontEnd {
             Plan::Read(plan) => self.read(&plan, &ctx).await,
             Plan::Write(plan) => self.write(&plan).await,
             Plan::Operator(plan) => self.operator(&plan).await,
-            Plan::Agent(op) => self.agent_write(&op, &ctx).await,
+            Plan::Agent(op) => self.agent_write(&op, &ctx, persist).await,
+            Plan::AgentRead(read, pretty) => {
+                let local = self.settings.local.state.lock();
+                api::agent_read_answer(&local, &cluster, &read, &ctx, pretty)
+            }
+            Plan::Reload => {
+                // The same path as SIGHUP: the main thread reloads.
+                // SAFETY: kill(2) on our own pid with a signal the agent handles.
+                unsafe { libc::kill(libc::getpid(), libc::SIGHUP) };
+                ApiResponse::empty()
+            }
             Plan::Leave => {
                 self.leave_requested.store(true, Ordering::Release);
                 self.shutdown.trigger();
@@ -409,37 +430,41 @@ impl FrontEnd {
         }
     }
 
-    /// Applies an agent write's commands in order, waits until this shard's state shows them (so a read
-    /// right after the response sees the change), then updates the TTL timers.
-    async fn agent_write(&self, op: &AgentOp, ctx: &Context) -> ApiResponse {
-        let published = self.link.shared().published();
-        let effects = match op.effects(&published.state, ctx) {
-            Ok(effects) => effects,
+    /// Carries out an agent write on the local state, keeps it on disk, syncs it to the catalog (so a read
+    /// right after the response sees it) and updates the TTL timers.
+    async fn agent_write(&self, op: &AgentOp, ctx: &Context, persist: bool) -> ApiResponse {
+        let applied = op.apply(&mut self.settings.local.state.lock(), ctx, persist);
+        let ttls = match applied {
+            Ok(ttls) => ttls,
             Err(response) => return response,
         };
-        drop(published);
-        for command in &effects.commands {
-            if let Err(response) = self.apply_and_wait(command).await {
+        if !matches!(op, AgentOp::UpdateTtl { .. }) {
+            if let Err(response) = self.persist_local().await {
                 return response;
             }
         }
         let now_ms = self.link.shared().now_ms();
-        let mut table = self.settings.ttls.lock();
-        for (id, ttl) in &effects.ttls {
-            match ttl {
-                Some(ttl_ms) if !table.arm(id, *ttl_ms, now_ms) => {
-                    return ApiResponse::text(500, "too many TTL checks on this agent");
+        {
+            let mut table = self.settings.ttls.lock();
+            for (id, ttl) in &ttls {
+                match ttl {
+                    Some(ttl_ms) if !table.arm(id, *ttl_ms, now_ms) => {
+                        return ApiResponse::text(500, "too many TTL checks on this agent");
+                    }
+                    Some(_) => {}
+                    None => table.forget(id),
                 }
-                Some(_) => {}
-                None => table.forget(id),
             }
         }
-        ApiResponse::empty()
+        match self.sync_changes().await {
+            Ok(()) => ApiResponse::empty(),
+            Err(response) => response,
+        }
     }
 
     /// Applies one command (retried only while it cannot have reached Raft) and waits until the local
     /// published state includes it; a refusal by the state machine is a `500` with its message.
-    async fn apply_and_wait(&self, command: &Command) -> Result<(), ApiResponse> {
+    pub(super) async fn apply_and_wait(&self, command: &Command) -> Result<(), ApiResponse> {
         let bytes = encode_command(command);
         let safe = |e: &ErrorReply| matches!(e.code, ErrorCode::NotLeader | ErrorCode::Rejected);
         let (index, result) = self
@@ -475,13 +500,10 @@ impl FrontEnd {
     }
 
     async fn expire(&self, id: &str, now_ms: u64) {
-        let ctx = self.context("");
-        let published = self.link.shared().published();
-        let Some(command) = api::expire_command(&published.state, &ctx, id) else {
+        if !api::expire_ttl(&mut self.settings.local.state.lock(), id) {
             return;
-        };
-        drop(published);
-        if self.apply_and_wait(&command).await.is_err() {
+        }
+        if self.sync_changes().await.is_err() {
             self.settings.ttls.lock().arm(id, ttl::RETRY_MS, now_ms);
         }
     }
@@ -496,15 +518,18 @@ impl FrontEnd {
         self.link.shared().published().applied_index
     }
 
-    /// This agent's node's checks in the published state.
-    pub fn local_checks(&self) -> Vec<HealthCheck> {
-        let published = self.link.shared().published();
-        let checks = published.state.node_checks(&self.settings.node_name);
-        checks.into_iter().cloned().collect()
+    /// The changes counter of the agent's local state (it moves when a service or check changes).
+    pub fn local_revision(&self) -> u64 {
+        self.settings.local.state.lock().revision()
     }
 
-    /// Proposes the result of a run of check `id` when it changes the catalog's status or output and
-    /// the catalog still holds the `definition` that ran; `false` when a proposal failed.
+    /// This agent's checks (its local state).
+    pub fn local_checks(&self) -> Vec<HealthCheck> {
+        self.settings.local.state.lock().checks().cloned().collect()
+    }
+
+    /// Records the result of a run of check `id` when the agent still holds the `definition` that ran,
+    /// and syncs it to the catalog when it changed the status or output; `false` when the sync failed.
     pub async fn record_check(
         &self,
         id: &str,
@@ -512,20 +537,14 @@ impl FrontEnd {
         status: CheckStatus,
         output: &str,
     ) -> bool {
-        let ctx = self.context("");
-        let published = self.link.shared().published();
-        let current = published.state.node_checks(&ctx.node_name);
-        let same = current
-            .iter()
-            .any(|c| c.check_id == id && c.definition == *definition);
-        let command = same
-            .then(|| api::check_result_command(&published.state, &ctx, id, status, output))
-            .flatten();
-        drop(published);
-        match command {
-            Some(command) => self.apply_and_wait(&command).await.is_ok(),
-            None => true,
+        {
+            let mut local = self.settings.local.state.lock();
+            let same = local.check(id).is_some_and(|c| c.definition == *definition);
+            if !same || !local.update_check(id, status, output) {
+                return true;
+            }
         }
+        self.sync_changes().await.is_ok()
     }
 
     async fn operator(&self, plan: &OperatorPlan) -> ApiResponse {
@@ -601,6 +620,11 @@ pub fn wall_clock_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// A cheap random number for staggering (not for anything secret).
+pub(super) fn random_u64() -> u64 {
+    (u64::from(rand_u32()) << 32) | u64::from(rand_u32().rotate_left(7))
 }
 
 /// A cheap random number for jitter (not for anything secret).

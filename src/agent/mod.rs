@@ -2,6 +2,7 @@
 //! until SIGINT/SIGTERM. A `-server` agent runs the Raft driver ([`raft_driver`]) on the Raft
 //! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
 
+pub mod anti_entropy;
 pub mod bridge;
 pub mod check_runner;
 pub mod checks;
@@ -18,6 +19,7 @@ pub mod ttl;
 use crate::config::AgentConfig;
 use crate::logging::{set_level_override, LogLevel, Logger};
 use crate::ui;
+use anti_entropy::LocalAgent;
 use bridge::{bridge, CoreSide, ShardSide};
 use cairn_io::runtime::{
     format_bytes, ExecutorContext, ExecutorError, ExecutorRole, RunningTopology, RuntimeError,
@@ -52,6 +54,8 @@ pub enum AgentError {
         /// The OS error.
         source: std::io::Error,
     },
+    /// The local state kept in the data directory could not be read.
+    LocalState(String),
 }
 
 impl fmt::Display for AgentError {
@@ -61,6 +65,7 @@ impl fmt::Display for AgentError {
             AgentError::DataDir { path, source } => {
                 write!(f, "cannot create data_dir {}: {source}", path.display())
             }
+            AgentError::LocalState(why) => write!(f, "cannot restore the local state: {why}"),
         }
     }
 }
@@ -110,7 +115,14 @@ pub fn run(
 
     let plan = ServerPlan::from_config(config).map(Arc::new);
     let leave_requested = Arc::new(AtomicBool::new(false));
-    let wiring = Arc::new(Wiring::new(config, &topology, Arc::clone(&leave_requested)));
+    let local_dir = config.data_dir.as_deref().filter(|_| !config.dev);
+    let local = LocalAgent::open(local_dir).map_err(AgentError::LocalState)?;
+    let wiring = Arc::new(Wiring::new(
+        config,
+        &topology,
+        Arc::clone(&leave_requested),
+        Arc::new(local),
+    ));
     if let Some(plan) = &plan {
         let bootstrap = match &plan.driver.bootstrap {
             Some(c) => format!(", bootstrap configuration of {} servers", c.servers.len()),
@@ -351,7 +363,12 @@ struct Wiring {
 }
 
 impl Wiring {
-    fn new(config: &AgentConfig, topology: &Topology, leave_requested: Arc<AtomicBool>) -> Wiring {
+    fn new(
+        config: &AgentConfig,
+        topology: &Topology,
+        leave_requested: Arc<AtomicBool>,
+        local: Arc<LocalAgent>,
+    ) -> Wiring {
         let (core, shards) = bridge(topology.shard_count());
         Wiring {
             core: Mutex::new(Some(core)),
@@ -364,6 +381,8 @@ impl Wiring {
                 txn_max_req_bytes: config.txn_max_req_len_bytes,
                 agent: Arc::new(http::identity(config)),
                 ttls: Arc::default(),
+                local,
+                ae_interval_ms: config.ae_interval_ms,
                 config_services: config.services.clone(),
                 config_checks: config.checks.clone(),
             },
@@ -436,6 +455,12 @@ async fn serve_http(
             front.register_config_definitions(&logger, &shutdown).await;
         })
     });
+    let anti_entropy = (index == 0).then(|| {
+        let front = std::rc::Rc::clone(&front);
+        let shutdown = context.shutdown.clone();
+        let logger = Logger::new(wiring.log_level);
+        glommio::spawn_local(async move { front.run_anti_entropy(&logger, &shutdown).await })
+    });
     let mut servers = Vec::with_capacity(wiring.http_addrs.len());
     for addr in &wiring.http_addrs {
         let server = front
@@ -452,6 +477,9 @@ async fn serve_http(
     }
     if let Some(checks) = checks {
         checks.await;
+    }
+    if let Some(anti_entropy) = anti_entropy {
+        anti_entropy.await;
     }
     // Dropping the task cancels a registration still waiting for a leader.
     drop(definitions);

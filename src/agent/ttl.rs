@@ -1,10 +1,11 @@
 //! The agent's TTL timers: when each of its TTL checks expires unless updated. The HTTP routes arm a timer
 //! on register and on every pass/warn/fail/update, and forget it on deregister; one task (on shard 0) takes
-//! the expired ones and proposes them critical with `TTL expired` ([`crate::api::expire_command`]).
+//! the expired ones and turns them critical with `TTL expired` in the local state ([`crate::api::expire_ttl`]),
+//! which anti-entropy syncs to the catalog.
 //!
-//! The table is the agent's only local check state. It is shared by the shards behind a mutex (held only
-//! for a map operation, never across an await) and bounded by [`TTL_CHECKS_MAX`]. It is not persisted: after
-//! a restart a TTL check keeps its catalog status until it is updated again.
+//! The table is shared by the shards behind a mutex (held only for a map operation, never across an await)
+//! and bounded by [`TTL_CHECKS_MAX`]. It is not persisted: after a restart a TTL check keeps its last status
+//! until it is updated again.
 
 use std::collections::BTreeMap;
 

@@ -1,26 +1,25 @@
 //! `/v1/agent/service/*` and `/v1/agent/check/*`: this agent's own services and checks.
 //!
-//! A server agent keeps no separate local state to sync by anti-entropy: each write becomes catalog commands
-//! for this agent's node, applied through Raft before the empty `200` answers, so the registration is visible
-//! in `/v1/health/service` as soon as the request returns. The planner says what was asked ([`AgentOp`]);
-//! [`AgentOp::effects`] turns it into commands against the published state (unknown IDs are refused there)
-//! and says which TTL checks the agent's timer table must arm or forget.
+//! The planner says what was asked ([`AgentOp`]); [`AgentOp::apply`] carries it out on the agent's local state
+//! ([`super::local::LocalState`], the truth for this node: unknown IDs are refused there) and says which TTL
+//! checks the agent's timer table must arm or forget. The front end then syncs the change to the catalog
+//! (anti-entropy) before the empty `200` answers, so the registration is visible in `/v1/health/service` as
+//! soon as the request returns.
 //!
-//! Check types other than TTL are accepted and stored with their definition and initial status (critical by
-//! default); the agent's check runner (`crate::agent::checks`) runs the HTTP, TCP and script ones. A script
-//! check is refused unless `enable_script_checks` is on ([`SCRIPTS_DISABLED_REMOTE`]).
+//! Every check type is accepted and stored with its definition and initial status (critical by default);
+//! the agent's check runner (`crate::agent::checks`) runs them. A script check is refused unless
+//! `enable_script_checks` is on ([`SCRIPTS_DISABLED_REMOTE`]).
 
 use super::duration::parse_go_duration;
 use super::json::{self, strings_field};
+use super::local::LocalState;
 use super::register::{
     body_object, bool_field, definition_body, port, service_addresses, string_map, string_or_empty,
     weights,
 };
 use super::router::{method_not_allowed, not_found};
 use super::{ApiRequest, ApiResponse, Context, Method, Plan};
-use crate::fsm::{
-    CheckDefinition, CheckStatus, Command, HealthCheck, RegisterRequest, Service, State,
-};
+use crate::fsm::{CheckDefinition, CheckStatus, HealthCheck, RegisterRequest, Service};
 use serde_json::{Map, Value};
 use std::collections::BTreeMap;
 
@@ -74,6 +73,15 @@ pub enum AgentOp {
     RegisterCheck(Box<HealthCheck>),
     /// `PUT /v1/agent/check/deregister/:id`.
     DeregisterCheck(String),
+    /// `PUT /v1/agent/service/maintenance/:id`: `Some(reason)` enables, `None` disables.
+    ServiceMaintenance {
+        /// The service ID.
+        id: String,
+        /// The reason given (empty: Consul's default note).
+        reason: Option<String>,
+    },
+    /// `PUT /v1/agent/maintenance`: `Some(reason)` enables, `None` disables.
+    NodeMaintenance(Option<String>),
     /// `PUT /v1/agent/check/{pass,warn,fail,update}/:id`.
     UpdateTtl {
         /// The check ID.
@@ -85,17 +93,21 @@ pub enum AgentOp {
     },
 }
 
-/// What an [`AgentOp`] does: commands applied in order, then changes to the TTL timer table.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct AgentEffects {
-    /// The catalog commands.
-    pub commands: Vec<Command>,
-    /// Per check ID: `Some(ttl_ms)` to (re)arm its TTL timer, `None` to forget it.
-    pub ttls: Vec<(String, Option<u64>)>,
-}
+/// The TTL timer changes of an agent write: per check ID, `Some(ttl_ms)` to (re)arm its timer, `None` to
+/// forget it.
+pub type TtlChanges = Vec<(String, Option<u64>)>;
 
 /// Plans `/v1/agent/<rest>` for the service and check writes; `None` for other agent routes.
 pub fn plan(req: &ApiRequest, rest: &str) -> Option<Plan> {
+    if rest == "maintenance" {
+        return Some(maintenance_plan(req, None));
+    }
+    if let Some(id) = rest.strip_prefix("service/maintenance/") {
+        if id.is_empty() || id.contains('/') {
+            return Some(Plan::Respond(not_found()));
+        }
+        return Some(maintenance_plan(req, Some(id)));
+    }
     let (group, tail) = rest.split_once('/')?;
     let (verb, id) = tail.split_once('/').unwrap_or((tail, ""));
     let with_id = match (group, verb) {
@@ -122,6 +134,112 @@ pub fn plan(req: &ApiRequest, rest: &str) -> Option<Plan> {
         Ok(op) => Plan::Agent(op),
         Err(response) => Plan::Respond(response),
     })
+}
+
+/// The check ID of service `id`'s maintenance check.
+pub fn service_maintenance_check_id(id: &str) -> String {
+    format!("_service_maintenance:{id}")
+}
+
+/// The check ID of the node's maintenance check.
+pub const NODE_MAINTENANCE_CHECK_ID: &str = "_node_maintenance";
+
+fn maintenance_plan(req: &ApiRequest, service: Option<&str>) -> Plan {
+    if req.method != Method::Put {
+        return Plan::Respond(method_not_allowed(req.method));
+    }
+    let enable = match req.query.get("enable") {
+        None | Some("") => {
+            return Plan::Respond(ApiResponse::text(400, "Missing value for enable"))
+        }
+        Some(v) => match parse_go_bool(v) {
+            Some(enable) => enable,
+            None => {
+                let text = format!("Invalid value for enable: {v:?}");
+                return Plan::Respond(ApiResponse::text(400, text));
+            }
+        },
+    };
+    let reason = enable.then(|| req.query.get("reason").unwrap_or("").to_string());
+    Plan::Agent(match service {
+        Some(id) => AgentOp::ServiceMaintenance {
+            id: id.to_string(),
+            reason,
+        },
+        None => AgentOp::NodeMaintenance(reason),
+    })
+}
+
+/// Go's `strconv.ParseBool`.
+fn parse_go_bool(text: &str) -> Option<bool> {
+    match text {
+        "1" | "t" | "T" | "TRUE" | "true" | "True" => Some(true),
+        "0" | "f" | "F" | "FALSE" | "false" | "False" => Some(false),
+        _ => None,
+    }
+}
+
+/// The critical check that puts service `service` (or with `None` the node) in maintenance.
+fn maintenance_check(service: Option<&Service>, reason: &str) -> HealthCheck {
+    let (check_id, name, what) = match service {
+        Some(s) => (
+            service_maintenance_check_id(&s.id),
+            "Service Maintenance Mode",
+            "service",
+        ),
+        None => (
+            NODE_MAINTENANCE_CHECK_ID.to_string(),
+            "Node Maintenance Mode",
+            "node",
+        ),
+    };
+    let notes = if reason.is_empty() {
+        format!(
+            "Maintenance mode is enabled for this {what}, but no reason was provided. This is a default message."
+        )
+    } else {
+        reason.to_string()
+    };
+    HealthCheck {
+        check_id,
+        name: name.to_string(),
+        status: CheckStatus::Critical,
+        notes,
+        service_id: service.map(|s| s.id.clone()).unwrap_or_default(),
+        service_name: service.map(|s| s.service.clone()).unwrap_or_default(),
+        check_type: "maintenance".to_string(),
+        ..HealthCheck::default()
+    }
+}
+
+fn set_maintenance(
+    local: &mut LocalState,
+    service_id: Option<&str>,
+    reason: Option<&str>,
+) -> Result<TtlChanges, ApiResponse> {
+    let service = match service_id {
+        Some(id) => match local.service(id) {
+            Some(s) => Some(s.clone()),
+            None => {
+                let text = format!("No service registered with ID {id:?}");
+                return Err(ApiResponse::text(404, text));
+            }
+        },
+        None => None,
+    };
+    let check_id = service_id.map_or_else(
+        || NODE_MAINTENANCE_CHECK_ID.to_string(),
+        service_maintenance_check_id,
+    );
+    let present = local.check(&check_id).is_some();
+    match reason {
+        Some(reason) if !present => {
+            local.add_check(maintenance_check(service.as_ref(), reason), true)?;
+        }
+        None if present => local.remove_check(&check_id)?,
+        _ => {}
+    }
+    Ok(Vec::new())
 }
 
 fn service_register(req: &ApiRequest) -> Result<AgentOp, ApiResponse> {
@@ -327,28 +445,42 @@ pub fn ttl_ms(check: &HealthCheck) -> Option<u64> {
 }
 
 impl AgentOp {
-    /// The commands and TTL changes that carry out this op against `state` for the agent in `ctx`, or
-    /// Consul's refusal (unknown service or check).
-    pub fn effects(&self, state: &State, ctx: &Context) -> Result<AgentEffects, ApiResponse> {
+    /// Carries out this op on the agent's local state (anti-entropy then syncs it to the catalog) and says
+    /// which TTL timers change, or gives Consul's refusal (unknown service or check, script checks off).
+    /// With `persist` (a write through the API, not from the configuration files) what it adds is kept
+    /// across restarts.
+    pub fn apply(
+        &self,
+        local: &mut LocalState,
+        ctx: &Context,
+        persist: bool,
+    ) -> Result<TtlChanges, ApiResponse> {
         self.allowed(ctx)?;
         match self {
             AgentOp::RegisterService {
                 service,
                 checks,
                 replace_checks,
-            } => Ok(register_service(
-                state,
-                ctx,
-                service,
-                checks,
+            } => local.add_service(
+                (**service).clone(),
+                checks.clone(),
                 *replace_checks,
-            )),
-            AgentOp::DeregisterService(id) => deregister_service(state, ctx, id),
-            AgentOp::RegisterCheck(check) => register_check(state, ctx, check),
-            AgentOp::DeregisterCheck(id) => deregister_check(state, ctx, id),
-            AgentOp::UpdateTtl { id, status, output } => {
-                update_ttl(state, ctx, id, *status, output)
+                persist,
+            ),
+            AgentOp::DeregisterService(id) => local.remove_service(id),
+            AgentOp::RegisterCheck(check) => {
+                let ttl = local.add_check((**check).clone(), persist)?;
+                Ok(vec![(check.check_id.clone(), ttl)])
             }
+            AgentOp::DeregisterCheck(id) => {
+                local.remove_check(id)?;
+                Ok(vec![(id.clone(), None)])
+            }
+            AgentOp::UpdateTtl { id, status, output } => update_ttl(local, id, *status, output),
+            AgentOp::ServiceMaintenance { id, reason } => {
+                set_maintenance(local, Some(id), reason.as_deref())
+            }
+            AgentOp::NodeMaintenance(reason) => set_maintenance(local, None, reason.as_deref()),
         }
     }
 }
@@ -395,131 +527,18 @@ pub fn node_request(
     }
 }
 
-fn register_command(ctx: &Context, request: RegisterRequest) -> Command {
-    Command::CatalogRegister {
-        now_ms: ctx.now_ms,
-        request: Box::new(request),
-    }
-}
-
-fn deregister_command(ctx: &Context, service_id: Option<&str>, check_id: Option<&str>) -> Command {
-    Command::CatalogDeregister {
-        now_ms: ctx.now_ms,
-        node: ctx.node_name.clone(),
-        service_id: service_id.map(str::to_string),
-        check_id: check_id.map(str::to_string),
-    }
-}
-
-fn find_check<'a>(state: &'a State, ctx: &Context, id: &str) -> Option<&'a HealthCheck> {
-    state
-        .node_checks(&ctx.node_name)
-        .into_iter()
-        .find(|c| c.check_id == id)
-}
-
-fn has_service(state: &State, ctx: &Context, id: &str) -> bool {
-    state
-        .node_services(&ctx.node_name)
-        .is_some_and(|(_, services)| services.iter().any(|s| s.id == id))
-}
-
-fn register_service(
-    state: &State,
-    ctx: &Context,
-    service: &Service,
-    checks: &[HealthCheck],
-    replace_checks: bool,
-) -> AgentEffects {
-    let mut commands = Vec::new();
-    let mut ttls: Vec<(String, Option<u64>)> = Vec::new();
-    if replace_checks {
-        for old in state.node_checks(&ctx.node_name) {
-            let kept = checks.iter().any(|c| c.check_id == old.check_id);
-            if old.service_id == service.id && !kept {
-                commands.push(deregister_command(ctx, None, Some(&old.check_id)));
-                ttls.push((old.check_id.clone(), None));
-            }
-        }
-    }
-    ttls.extend(checks.iter().map(|c| (c.check_id.clone(), ttl_ms(c))));
-    let request = node_request(ctx, Some(service.clone()), checks.to_vec());
-    commands.insert(0, register_command(ctx, request));
-    AgentEffects { commands, ttls }
-}
-
-fn deregister_service(state: &State, ctx: &Context, id: &str) -> Result<AgentEffects, ApiResponse> {
-    if !has_service(state, ctx, id) {
-        let text = format!(
-            "Unknown service ID {id:?}. Ensure that the service ID is passed, not the service name."
-        );
-        return Err(ApiResponse::text(404, text));
-    }
-    let ttls = state
-        .node_checks(&ctx.node_name)
-        .into_iter()
-        .filter(|c| c.service_id == id)
-        .map(|c| (c.check_id.clone(), None))
-        .collect();
-    Ok(AgentEffects {
-        commands: vec![deregister_command(ctx, Some(id), None)],
-        ttls,
-    })
-}
-
-fn register_check(
-    state: &State,
-    ctx: &Context,
-    check: &HealthCheck,
-) -> Result<AgentEffects, ApiResponse> {
-    if !check.service_id.is_empty() && !has_service(state, ctx, &check.service_id) {
-        let text = format!("ServiceID {:?} does not exist", check.service_id);
-        return Err(ApiResponse::text(404, text));
-    }
-    let request = node_request(ctx, None, vec![check.clone()]);
-    Ok(AgentEffects {
-        commands: vec![register_command(ctx, request)],
-        ttls: vec![(check.check_id.clone(), ttl_ms(check))],
-    })
-}
-
-fn deregister_check(state: &State, ctx: &Context, id: &str) -> Result<AgentEffects, ApiResponse> {
-    if find_check(state, ctx, id).is_none() {
-        let text = format!(
-            "Unknown check ID {id:?}. Ensure that the check ID is passed, not the check name."
-        );
-        return Err(ApiResponse::text(404, text));
-    }
-    Ok(AgentEffects {
-        commands: vec![deregister_command(ctx, None, Some(id))],
-        ttls: vec![(id.to_string(), None)],
-    })
-}
-
 fn update_ttl(
-    state: &State,
-    ctx: &Context,
+    local: &mut LocalState,
     id: &str,
     status: CheckStatus,
     output: &str,
-) -> Result<AgentEffects, ApiResponse> {
-    let found = find_check(state, ctx, id).and_then(|c| Some((c, ttl_ms(c)?)));
-    let Some((check, ttl)) = found else {
+) -> Result<TtlChanges, ApiResponse> {
+    let Some(ttl) = local.check(id).and_then(ttl_ms) else {
         let text = format!("CheckID {id:?} does not have associated TTL");
         return Err(ApiResponse::text(500, text));
     };
-    let updated = HealthCheck {
-        status,
-        output: truncate(output, CHECK_OUTPUT_BYTES_MAX).to_string(),
-        ..check.clone()
-    };
-    Ok(AgentEffects {
-        commands: vec![register_command(
-            ctx,
-            node_request(ctx, None, vec![updated]),
-        )],
-        ttls: vec![(id.to_string(), Some(ttl))],
-    })
+    local.update_check(id, status, output);
+    Ok(vec![(id.to_string(), Some(ttl))])
 }
 
 /// The output a TTL check gets when it expires (Consul's wording, keeping the last output).
@@ -531,47 +550,17 @@ pub fn expired_output(last: &str) -> String {
     }
 }
 
-/// The command that turns an expired TTL check critical; `None` when the check is gone or already says so.
-pub fn expire_command(state: &State, ctx: &Context, id: &str) -> Option<Command> {
-    let check = find_check(state, ctx, id)?;
-    ttl_ms(check)?;
+/// Turns an expired TTL check critical in the local state; `false` when the check is gone, is not a TTL
+/// check, or already says it expired.
+pub fn expire_ttl(local: &mut LocalState, id: &str) -> bool {
+    let Some(check) = local.check(id).filter(|c| ttl_ms(c).is_some()) else {
+        return false;
+    };
     if check.status == CheckStatus::Critical && check.output.starts_with("TTL expired") {
-        return None;
+        return false;
     }
-    let updated = HealthCheck {
-        status: CheckStatus::Critical,
-        output: truncate(&expired_output(&check.output), CHECK_OUTPUT_BYTES_MAX).to_string(),
-        ..check.clone()
-    };
-    Some(register_command(
-        ctx,
-        node_request(ctx, None, vec![updated]),
-    ))
-}
-
-/// The command that records a run of check `id` (status and output, the output cut to
-/// [`CHECK_OUTPUT_BYTES_MAX`]); `None` when the check is gone or already says exactly that.
-pub fn check_result_command(
-    state: &State,
-    ctx: &Context,
-    id: &str,
-    status: CheckStatus,
-    output: &str,
-) -> Option<Command> {
-    let check = find_check(state, ctx, id)?;
-    let output = truncate(output, CHECK_OUTPUT_BYTES_MAX);
-    if check.status == status && check.output == output {
-        return None;
-    }
-    let updated = HealthCheck {
-        status,
-        output: output.to_string(),
-        ..check.clone()
-    };
-    Some(register_command(
-        ctx,
-        node_request(ctx, None, vec![updated]),
-    ))
+    let output = expired_output(&check.output);
+    local.update_check(id, CheckStatus::Critical, &output)
 }
 
 /// `text` cut to at most `max` bytes on a character boundary.
@@ -655,63 +644,68 @@ mod tests {
 
     #[test]
     fn script_checks_are_refused_unless_enabled() {
-        let state = State::default();
+        let mut local = LocalState::new();
         let mut c = ctx();
         let script = op(
             "/v1/agent/check/register",
             r#"{"Name":"s","Args":["/bin/true"],"Interval":"1s"}"#,
         );
-        let refusal = script.effects(&state, &c).expect_err("scripts off");
+        let refusal = script.apply(&mut local, &c, true).expect_err("scripts off");
         assert_eq!(
             (refusal.status, body_text(&refusal)),
             (500, SCRIPTS_DISABLED_REMOTE.to_string())
         );
         std::sync::Arc::make_mut(&mut c.agent).remote_script_checks = true;
-        assert!(script.effects(&state, &c).is_ok());
+        assert!(script.apply(&mut local, &c, true).is_ok());
     }
 
     #[test]
-    fn a_check_result_is_proposed_only_when_it_changes() {
+    fn a_check_result_changes_the_local_state_only_when_it_differs() {
         let c = ctx();
+        let mut local = LocalState::new();
         let register = op(
             "/v1/agent/check/register",
             r#"{"Name":"h","HTTP":"http://127.0.0.1:1/","Interval":"1s"}"#,
         );
-        let effects = register.effects(&State::default(), &c).expect("register");
-        let mut fsm = crate::fsm::Fsm::new();
-        for command in &effects.commands {
-            fsm.apply(1, command);
-        }
-        let state = fsm.state();
-        let same = check_result_command(&state, &c, "h", CheckStatus::Critical, "");
-        assert!(same.is_none());
+        register.apply(&mut local, &c, true).expect("register");
+        let before = local.revision();
+        assert!(local.update_check("h", CheckStatus::Critical, ""));
+        assert_eq!(local.revision(), before, "the same status and output");
         let long = "x".repeat(CHECK_OUTPUT_BYTES_MAX + 10);
-        let Some(Command::CatalogRegister { request, .. }) =
-            check_result_command(&state, &c, "h", CheckStatus::Passing, &long)
-        else {
-            panic!("no command");
-        };
-        assert_eq!(request.checks[0].status, CheckStatus::Passing);
-        assert_eq!(request.checks[0].output.len(), CHECK_OUTPUT_BYTES_MAX);
-        assert!(check_result_command(&state, &c, "gone", CheckStatus::Passing, "").is_none());
+        assert!(local.update_check("h", CheckStatus::Passing, &long));
+        let check = local.check("h").expect("check");
+        assert_eq!(check.status, CheckStatus::Passing);
+        assert_eq!(check.output.len(), CHECK_OUTPUT_BYTES_MAX);
+        assert!(!local.update_check("gone", CheckStatus::Passing, ""));
     }
 
     #[test]
-    fn unknown_ids_are_refused_against_the_state() {
-        let state = State::default();
+    fn unknown_ids_are_refused_against_the_local_state() {
+        let mut local = LocalState::new();
         let c = ctx();
         let pass = op("/v1/agent/check/pass/x?note=hi", "");
-        let refusal = pass.effects(&state, &c).expect_err("unknown check");
+        let refusal = pass.apply(&mut local, &c, true).expect_err("unknown check");
         assert_eq!(refusal.status, 500);
         let dereg = op("/v1/agent/service/deregister/web", "");
-        assert_eq!(dereg.effects(&state, &c).expect_err("unknown").status, 404);
+        let refusal = dereg.apply(&mut local, &c, true).expect_err("unknown");
+        assert_eq!(refusal.status, 404);
+        let bound = op(
+            "/v1/agent/check/register",
+            r#"{"Name":"c","TTL":"1s","ServiceID":"web"}"#,
+        );
+        let refusal = bound.apply(&mut local, &c, true).expect_err("no service");
+        assert_eq!(
+            (refusal.status, body_text(&refusal)),
+            (404, r#"ServiceID "web" does not exist"#.to_string())
+        );
         let register = op(
             "/v1/agent/service/register",
             r#"{"Name":"web","Check":{"TTL":"2s"}}"#,
         );
-        let effects = register.effects(&state, &c).expect("register");
-        assert_eq!(effects.ttls, vec![("service:web".to_string(), Some(2_000))]);
-        let Command::CatalogRegister { request, .. } = &effects.commands[0] else {
+        let ttls = register.apply(&mut local, &c, true).expect("register");
+        assert_eq!(ttls, vec![("service:web".to_string(), Some(2_000))]);
+        let steps = local.pending(&c);
+        let crate::fsm::Command::CatalogRegister { request, .. } = &steps[0].command else {
             panic!("not a register");
         };
         assert_eq!(
@@ -719,5 +713,62 @@ mod tests {
             ("node1", "127.0.0.1")
         );
         assert_eq!(request.checks[0].node, "node1");
+        assert!(bound.apply(&mut local, &c, true).is_ok());
+    }
+
+    #[test]
+    fn maintenance_adds_and_removes_a_critical_check() {
+        let mut local = LocalState::new();
+        let c = ctx();
+        let missing = plan_of(Method::Put, "/v1/agent/maintenance", b"");
+        let Plan::Respond(missing) = missing else {
+            panic!("not refused");
+        };
+        assert_eq!(
+            (missing.status, body_text(&missing)),
+            (400, "Missing value for enable".into())
+        );
+        let bad = plan_of(Method::Put, "/v1/agent/maintenance?enable=yes", b"");
+        assert!(matches!(
+            bad,
+            Plan::Respond(ApiResponse { status: 400, .. })
+        ));
+        op("/v1/agent/maintenance?enable=true", "")
+            .apply(&mut local, &c, true)
+            .expect("node maintenance");
+        let check = local.check(NODE_MAINTENANCE_CHECK_ID).expect("added");
+        assert_eq!(check.status, CheckStatus::Critical);
+        assert!(check
+            .notes
+            .starts_with("Maintenance mode is enabled for this node"));
+        let unknown = op("/v1/agent/service/maintenance/web?enable=true", "");
+        assert_eq!(
+            unknown
+                .apply(&mut local, &c, true)
+                .expect_err("no such")
+                .status,
+            404
+        );
+        op("/v1/agent/service/register", r#"{"Name":"web"}"#)
+            .apply(&mut local, &c, true)
+            .expect("register");
+        op(
+            "/v1/agent/service/maintenance/web?enable=true&reason=deploy",
+            "",
+        )
+        .apply(&mut local, &c, true)
+        .expect("service maintenance");
+        let check = local.check("_service_maintenance:web").expect("added");
+        assert_eq!(
+            (check.notes.as_str(), check.service_id.as_str()),
+            ("deploy", "web")
+        );
+        op("/v1/agent/service/maintenance/web?enable=false", "")
+            .apply(&mut local, &c, true)
+            .expect("off");
+        op("/v1/agent/maintenance?enable=0", "")
+            .apply(&mut local, &c, true)
+            .expect("off");
+        assert_eq!(local.checks().count(), 0);
     }
 }

@@ -1,12 +1,12 @@
-//! `GET /v1/agent/{services,service/:id,checks,self}`: this agent's own services and checks, answered from the
-//! published catalog filtered to this agent's node (a server agent keeps no other copy), and what the agent is.
+//! `GET /v1/agent/{services,service/:id,checks,self}` and `/v1/agent/health/service/{id,name}/:x`: this agent's
+//! own services and checks, answered from its local state ([`LocalState`], not the catalog), and what the agent is.
 
 use super::cluster::ClusterView;
+use super::local::LocalState;
 use super::router::method_not_allowed;
 use super::views::CheckJson;
-use super::{json, Answer, ApiRequest, ApiResponse, Consistency, Context, Method, Plan};
-use super::{ReadPlan, ReadQuery};
-use crate::fsm::{HealthCheck, Service, ServiceAddress, State};
+use super::{json, ApiRequest, ApiResponse, Context, Method, Plan};
+use crate::fsm::{CheckStatus, HealthCheck, Service, ServiceAddress};
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -21,6 +21,20 @@ pub enum AgentRead {
     Checks,
     /// `GET /v1/agent/self`.
     Myself,
+    /// `GET /v1/agent/health/service/id/:id` (`text`: `?format=text`).
+    HealthById {
+        /// The service ID.
+        id: String,
+        /// Answer with the status as plain text.
+        text: bool,
+    },
+    /// `GET /v1/agent/health/service/name/:name` (`text`: `?format=text`).
+    HealthByName {
+        /// The service name.
+        name: String,
+        /// Answer with the status as plain text.
+        text: bool,
+    },
 }
 
 /// Plans the agent reads; `None` for other agent routes.
@@ -32,18 +46,33 @@ pub fn plan(req: &ApiRequest, rest: &str) -> Option<Plan> {
         Some(("service", id)) if !id.is_empty() && !id.contains('/') => {
             AgentRead::Service(id.to_string())
         }
+        Some(("health", tail)) => health_read(req, tail)?,
         _ => return None,
     };
     if !matches!(req.method, Method::Get | Method::Head) {
         return Some(Plan::Respond(method_not_allowed(req.method)));
     }
     // Agent-local data: no consistency modes and no index blocking, as in Consul.
-    Some(Plan::Read(ReadPlan {
-        consistency: Consistency::Stale,
-        blocking: None,
-        query: ReadQuery::Agent(read),
-        pretty: req.query.has("pretty"),
-    }))
+    Some(Plan::AgentRead(read, req.query.has("pretty")))
+}
+
+fn health_read(req: &ApiRequest, tail: &str) -> Option<AgentRead> {
+    let text = req.query.get("format") == Some("text");
+    let (by, key) = tail.strip_prefix("service/")?.split_once('/')?;
+    if key.is_empty() || key.contains('/') {
+        return None;
+    }
+    match by {
+        "id" => Some(AgentRead::HealthById {
+            id: key.to_string(),
+            text,
+        }),
+        "name" => Some(AgentRead::HealthByName {
+            name: key.to_string(),
+            text,
+        }),
+        _ => None,
+    }
 }
 
 /// A tagged address of a service.
@@ -125,53 +154,138 @@ fn fnv1a64(bytes: &[u8]) -> u64 {
     })
 }
 
-fn own_services<'a>(state: &'a State, ctx: &Context) -> Vec<&'a Service> {
-    state
-        .node_services(&ctx.node_name)
-        .map(|(_, services)| services)
-        .unwrap_or_default()
-}
-
-fn own_checks<'a>(state: &'a State, ctx: &Context) -> Vec<&'a HealthCheck> {
-    state.node_checks(&ctx.node_name)
-}
-
-/// Answers an agent read.
+/// Answers an agent read from the agent's local state.
 pub fn answer(
-    state: &State,
+    local: &LocalState,
     cluster: &ClusterView,
     read: &AgentRead,
     ctx: &Context,
     pretty: bool,
-) -> Answer {
-    let index = state
-        .table_indexes()
-        .services
-        .max(state.table_indexes().checks);
-    let response = match read {
+) -> ApiResponse {
+    match read {
         AgentRead::Services => {
-            let map: BTreeMap<&str, AgentServiceJson> = own_services(state, ctx)
-                .into_iter()
+            let map: BTreeMap<&str, AgentServiceJson> = local
+                .services()
                 .map(|s| (s.id.as_str(), AgentServiceJson::new(s, &ctx.datacenter)))
                 .collect();
             json::ok(&map, pretty)
         }
-        AgentRead::Service(id) => service(state, ctx, id, pretty),
+        AgentRead::Service(id) => service(local, ctx, id, pretty),
         AgentRead::Checks => {
-            let map: BTreeMap<&str, CheckJson> = own_checks(state, ctx)
-                .into_iter()
+            let map: BTreeMap<&str, CheckJson> = local
+                .checks()
                 .map(|c| (c.check_id.as_str(), CheckJson::new(c)))
                 .collect();
             json::ok(&map, pretty)
         }
         AgentRead::Myself => myself(cluster, ctx, pretty),
-    };
-    Answer { index, response }
+        AgentRead::HealthById { id, text } => health_by_id(local, ctx, id, *text, pretty),
+        AgentRead::HealthByName { name, text } => health_by_name(local, ctx, name, *text, pretty),
+    }
 }
 
-fn service(state: &State, ctx: &Context, id: &str, pretty: bool) -> ApiResponse {
-    let services = own_services(state, ctx);
-    let Some(found) = services.into_iter().find(|s| s.id == id) else {
+/// The worst status among `checks` (`passing` when there are none), as Consul aggregates them:
+/// maintenance, then critical, then warning.
+fn aggregated_status<'a>(checks: impl Iterator<Item = &'a HealthCheck>) -> CheckStatus {
+    worst(checks.map(|c| c.status))
+}
+
+fn worst(statuses: impl Iterator<Item = CheckStatus>) -> CheckStatus {
+    let rank = |s: &CheckStatus| match s {
+        CheckStatus::Passing => 0,
+        CheckStatus::Warning => 1,
+        CheckStatus::Critical => 2,
+        CheckStatus::Maintenance => 3,
+    };
+    statuses.max_by_key(rank).unwrap_or(CheckStatus::Passing)
+}
+
+/// The HTTP status Consul gives an aggregated status: 200 passing, 429 warning, 503 critical.
+fn health_code(status: CheckStatus) -> u16 {
+    match status {
+        CheckStatus::Passing => 200,
+        CheckStatus::Warning => 429,
+        _ => 503,
+    }
+}
+
+/// One entry of `/v1/agent/health/service/*`.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct ServiceHealthJson<'a> {
+    aggregated_status: &'static str,
+    service: AgentServiceJson<'a>,
+    checks: Vec<CheckJson<'a>>,
+}
+
+fn service_health<'a>(
+    local: &'a LocalState,
+    ctx: &'a Context,
+    service: &'a Service,
+) -> (CheckStatus, ServiceHealthJson<'a>) {
+    let status = aggregated_status(local.service_checks(&service.id));
+    let json = ServiceHealthJson {
+        aggregated_status: status.as_str(),
+        service: AgentServiceJson::new(service, &ctx.datacenter),
+        checks: local
+            .service_checks(&service.id)
+            .map(CheckJson::new)
+            .collect(),
+    };
+    (status, json)
+}
+
+fn health_by_id(
+    local: &LocalState,
+    ctx: &Context,
+    id: &str,
+    text: bool,
+    pretty: bool,
+) -> ApiResponse {
+    let Some(found) = local.service(id) else {
+        return ApiResponse::text(404, format!("ServiceId {id} not found"));
+    };
+    let (status, json) = service_health(local, ctx, found);
+    health_response(status, text, &json, pretty)
+}
+
+fn health_by_name(
+    local: &LocalState,
+    ctx: &Context,
+    name: &str,
+    text: bool,
+    pretty: bool,
+) -> ApiResponse {
+    let entries: Vec<(CheckStatus, ServiceHealthJson)> = local
+        .services()
+        .filter(|s| s.service == name)
+        .map(|s| service_health(local, ctx, s))
+        .collect();
+    if entries.is_empty() {
+        return ApiResponse::text(404, format!("ServiceName {name} Not Found"));
+    }
+    let status = worst(entries.iter().map(|(s, _)| *s));
+    let list: Vec<&ServiceHealthJson> = entries.iter().map(|(_, j)| j).collect();
+    health_response(status, text, &list, pretty)
+}
+
+fn health_response<T: Serialize>(
+    status: CheckStatus,
+    text: bool,
+    body: &T,
+    pretty: bool,
+) -> ApiResponse {
+    let code = health_code(status);
+    if text {
+        return ApiResponse::text(code, status.as_str());
+    }
+    let mut response = json::ok(body, pretty);
+    response.status = code;
+    response
+}
+
+fn service(local: &LocalState, ctx: &Context, id: &str, pretty: bool) -> ApiResponse {
+    let Some(found) = local.service(id) else {
         return ApiResponse::text(404, format!("unknown service ID: {id}"));
     };
     let mut view = AgentServiceJson::new(found, &ctx.datacenter);
@@ -253,42 +367,90 @@ mod tests {
     use super::*;
 
     #[test]
-    fn agent_reads_plan_stale_and_self_names_the_agent() {
-        let Plan::Read(read) = plan_of(Method::Get, "/v1/agent/service/web", b"") else {
-            panic!("not a read");
+    fn agent_reads_answer_from_the_local_state_and_self_names_the_agent() {
+        let Plan::AgentRead(read, false) = plan_of(Method::Get, "/v1/agent/service/web", b"")
+        else {
+            panic!("not an agent read");
         };
-        assert_eq!(read.consistency, Consistency::Stale);
-        assert_eq!(
-            read.query,
-            ReadQuery::Agent(AgentRead::Service("web".into()))
-        );
+        assert_eq!(read, AgentRead::Service("web".into()));
         assert!(matches!(
             plan_of(Method::Put, "/v1/agent/services", b""),
             Plan::Respond(ApiResponse { status: 405, .. })
         ));
         let c = ctx();
-        let answer = answer(
-            &State::default(),
+        let local = LocalState::new();
+        let response = answer(
+            &local,
             &ClusterView::default(),
             &AgentRead::Myself,
             &c,
             false,
         );
-        let body: serde_json::Value = serde_json::from_slice(&answer.response.body).expect("json");
+        let body: serde_json::Value = serde_json::from_slice(&response.body).expect("json");
         assert_eq!(body["Config"]["NodeName"], "node1");
         assert_eq!(body["Member"]["Status"], 1);
-        let missing = answer_of(&AgentRead::Service("x".into()));
+        let missing = answer(
+            &local,
+            &ClusterView::default(),
+            &AgentRead::Service("x".into()),
+            &c,
+            false,
+        );
         assert_eq!(missing.status, 404);
     }
 
-    fn answer_of(read: &AgentRead) -> ApiResponse {
-        answer(
-            &State::default(),
-            &ClusterView::default(),
-            read,
-            &ctx(),
-            false,
-        )
-        .response
+    fn health_of(local: &LocalState, target: &str) -> ApiResponse {
+        let Plan::AgentRead(read, pretty) = plan_of(Method::Get, target, b"") else {
+            panic!("{target}: not an agent read");
+        };
+        answer(local, &ClusterView::default(), &read, &ctx(), pretty)
+    }
+
+    #[test]
+    fn agent_service_health_aggregates_the_worst_status() {
+        let mut local = LocalState::new();
+        let web = |id: &str| Service {
+            id: id.into(),
+            service: "web".into(),
+            ..Service::default()
+        };
+        let check = |id: &str, service: &str, status| HealthCheck {
+            check_id: id.into(),
+            service_id: service.into(),
+            status,
+            ..HealthCheck::default()
+        };
+        let passing = check("a", "web1", CheckStatus::Passing);
+        local
+            .add_service(web("web1"), vec![passing], false, true)
+            .expect("web1");
+        let warning = check("b", "web2", CheckStatus::Warning);
+        local
+            .add_service(web("web2"), vec![warning], false, true)
+            .expect("web2");
+        let one = health_of(&local, "/v1/agent/health/service/id/web1");
+        assert_eq!(one.status, 200);
+        let body: serde_json::Value = serde_json::from_slice(&one.body).expect("json");
+        assert_eq!(body["AggregatedStatus"], "passing");
+        assert_eq!(body["Service"]["ID"], "web1");
+        assert_eq!(body["Checks"][0]["CheckID"], "a");
+        let all = health_of(&local, "/v1/agent/health/service/name/web");
+        assert_eq!(all.status, 429);
+        let body: serde_json::Value = serde_json::from_slice(&all.body).expect("json");
+        assert_eq!(body.as_array().map(Vec::len), Some(2));
+        let text = health_of(&local, "/v1/agent/health/service/name/web?format=text");
+        assert_eq!((text.status, text.body.as_slice()), (429, &b"warning"[..]));
+        local.update_check("a", CheckStatus::Critical, "down");
+        assert_eq!(
+            health_of(&local, "/v1/agent/health/service/id/web1").status,
+            503
+        );
+        let gone = health_of(&local, "/v1/agent/health/service/id/nope");
+        assert_eq!(
+            (gone.status, gone.body.as_slice()),
+            (404, &b"ServiceId nope not found"[..])
+        );
+        let gone = health_of(&local, "/v1/agent/health/service/name/nope");
+        assert_eq!(gone.status, 404);
     }
 }

@@ -18,6 +18,7 @@ pub mod filter;
 mod health;
 mod json;
 mod kv;
+pub mod local;
 mod params;
 pub mod query;
 mod register;
@@ -29,8 +30,8 @@ mod tests;
 mod txn;
 mod views;
 
-pub use agent::{check_result_command, expire_command, AgentEffects, AgentIdentity, AgentOp};
-pub use agent_read::AgentRead;
+pub use agent::{expire_ttl, AgentIdentity, AgentOp, TtlChanges};
+pub use agent_read::{answer as agent_read_answer, AgentRead};
 pub use catalog::CatalogRead;
 pub use health::HealthRead;
 pub use params::{jitter_ms, Blocking, Consistency, Selection, WAIT_MS_DEFAULT, WAIT_MS_MAX};
@@ -175,9 +176,13 @@ pub enum Plan {
     Write(WritePlan),
     /// Act on the Raft cluster.
     Operator(OperatorPlan),
-    /// Change this agent's own services or checks: [`AgentOp::effects`] against the published state gives
-    /// the commands; the empty `200` is sent once they are applied.
+    /// Change this agent's own services or checks: [`AgentOp::apply`] on the agent's local state, then a
+    /// sync of the change to the catalog; the empty `200` is sent once it is applied.
     Agent(AgentOp),
+    /// Read this agent's local state or identity (`pretty` with it).
+    AgentRead(AgentRead, bool),
+    /// Reload the configuration (`PUT /v1/agent/reload`, the same as SIGHUP).
+    Reload,
     /// Leave the cluster and stop the agent (`PUT /v1/agent/leave`).
     Leave,
 }
@@ -225,8 +230,6 @@ pub enum ReadQuery {
     Catalog(CatalogRead, Selection),
     /// `GET /v1/health/{service/:name,checks/:service,node/:node,state/:state}`.
     Health(HealthRead, Selection),
-    /// `GET /v1/agent/{services,service/:id,checks,self}`.
-    Agent(AgentRead),
 }
 
 /// What a blocking query waits on.
@@ -288,7 +291,6 @@ impl ReadQuery {
             ReadQuery::RaftConfiguration => status::answer_configuration(cluster, ctx, pretty),
             ReadQuery::Catalog(read, selection) => catalog::answer(state, read, selection, pretty),
             ReadQuery::Health(read, selection) => health::answer(state, read, selection, pretty),
-            ReadQuery::Agent(read) => agent_read::answer(state, cluster, read, ctx, pretty),
         }
     }
 
@@ -308,7 +310,6 @@ impl ReadQuery {
             ReadQuery::RaftConfiguration => WatchSpec::Any,
             ReadQuery::Catalog(read, _) => catalog::watch(read),
             ReadQuery::Health(read, _) => health::watch(read),
-            ReadQuery::Agent(_) => WatchSpec::Tables(fsm::table::SERVICES | fsm::table::CHECKS),
         }
     }
 }

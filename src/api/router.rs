@@ -51,6 +51,10 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
             Method::Put => Plan::Leave,
             other => Plan::Respond(method_not_allowed(other)),
         },
+        "agent/reload" => match req.method {
+            Method::Put => Plan::Reload,
+            other => Plan::Respond(method_not_allowed(other)),
+        },
         _ => Plan::Respond(not_found()),
     }
 }

@@ -353,6 +353,18 @@ pub(super) fn build(
             ))
         })?,
     };
+    let ae_interval_ms = match tree.string("ae_interval") {
+        None => AE_INTERVAL_MS_DEFAULT,
+        Some(text) => match crate::api::duration::parse_duration_ms(text) {
+            Ok(ms) if ms > 0 => ms,
+            Ok(_) => return Err(invalid("ae_interval must be positive".to_string())),
+            Err(error) => {
+                return Err(invalid(format!(
+                    "ae_interval: invalid duration: {text:?}: {error}"
+                )))
+            }
+        },
+    };
     let kv_max_value_size_bytes = at_least(
         tree,
         "limits.kv_max_value_size",
@@ -521,6 +533,7 @@ pub(super) fn build(
         pid_file,
         raft_multiplier,
         session_ttl_min_ms,
+        ae_interval_ms,
         kv_max_value_size_bytes,
         txn_max_req_len_bytes,
         node_id,

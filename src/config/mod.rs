@@ -58,6 +58,8 @@ pub const RAFT_MULTIPLIER_DEFAULT: u32 = 1;
 pub const RAFT_MULTIPLIER_MAX: u32 = 10;
 /// Consul's `session_ttl_min` default, in milliseconds.
 pub const SESSION_TTL_MIN_MS_DEFAULT: u64 = 10_000;
+/// Consul's anti-entropy interval (`ae_interval`, not user-facing), in milliseconds.
+pub const AE_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Consul's `limits.kv_max_value_size` default (Raft's suggested maximum entry size).
 pub const KV_MAX_VALUE_SIZE_BYTES_DEFAULT: u64 = 512 * 1024;
 /// Consul's `limits.txn_max_req_len` default.
@@ -416,6 +418,8 @@ pub struct AgentConfig {
     pub raft_multiplier: u32,
     /// `session_ttl_min`, in milliseconds.
     pub session_ttl_min_ms: u64,
+    /// `ae_interval`: the base interval of anti-entropy's full sync, in milliseconds (tests shorten it).
+    pub ae_interval_ms: u64,
     /// `limits.kv_max_value_size`.
     pub kv_max_value_size_bytes: u64,
     /// `limits.txn_max_req_len`.
@@ -792,6 +796,7 @@ fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
         "pid_file" => pid_file,
         "raft_multiplier" => raft_multiplier,
         "session_ttl_min_ms" => session_ttl_min_ms,
+        "ae_interval_ms" => ae_interval_ms,
         "kv_max_value_size_bytes" => kv_max_value_size_bytes,
         "txn_max_req_len_bytes" => txn_max_req_len_bytes,
         "node_id" => node_id,

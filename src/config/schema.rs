@@ -329,7 +329,7 @@ pub const TOP_LEVEL: &[Key] = &[
     ignored("verify_server_hostname"),
     ignored("xds"),
     // Values Consul sets itself (a user may still write them).
-    ignored("ae_interval"),
+    used("ae_interval", Kind::Str),
     ignored("build_date"),
     ignored("check_deregister_interval_min"),
     ignored("check_reap_interval"),

@@ -13,6 +13,11 @@ impl State {
         self.nodes.values().map(|n| &**n).collect()
     }
 
+    /// How many nodes the catalog holds.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
     /// Node `name` (index: [`State::nodes_index`]).
     pub fn node(&self, name: &str) -> Option<&Node> {
         self.nodes.get(name).map(|n| &**n)
