@@ -2,7 +2,7 @@
 //! ([`LocalState`]: the services and checks registered on this agent, the truth for its node).
 //!
 //! Every change (a registration, a check result, a TTL update) is synced at once by the request or task that
-//! made it: [`FrontEnd::sync_changes`] applies the pending catalog commands and marks what they covered in
+//! made it: `FrontEnd::sync_changes` applies the pending catalog commands and marks what they covered in
 //! sync. A full sync on shard 0 every minute (scaled up with the cluster size as Consul does, plus a random
 //! stagger) compares the catalog with the local state and repairs any drift, including catalog entries of
 //! this node that the agent does not know.
