@@ -12,8 +12,8 @@
 //! in `<data_dir>/local/state.json` (written to a temporary file, fsynced and renamed before the request is
 //! answered) and restored at startup, so a restart neither forgets nor deregisters it.
 
-use super::http::FrontEnd;
-use crate::api::local::{full_sync_wait_ms, LocalState, Persisted, PERSISTED_VERSION};
+use super::http::{Backend, FrontEnd};
+use crate::api::local::{full_sync_wait_ms, CatalogNode, LocalState, Persisted, PERSISTED_VERSION};
 use crate::api::ApiResponse;
 use crate::logging::LogLevel;
 use cairn_io::Shutdown;
@@ -161,19 +161,33 @@ impl FrontEnd {
         Ok(())
     }
 
-    /// Compares the catalog's copy of this node with the local state and syncs the differences.
-    pub(super) async fn full_sync(&self) -> Result<usize, ApiResponse> {
+    /// Compares the catalog's copy of this node with the local state and syncs the differences; returns
+    /// how many entries differed and how many nodes the catalog holds.
+    pub(super) async fn full_sync(&self) -> Result<(usize, u64), ApiResponse> {
         let ctx = self.context("");
-        let published = self.link.shared().published();
-        let marked = self
-            .settings
-            .local
-            .state
-            .lock()
-            .compare(&published.state, &ctx);
-        drop(published);
+        let catalog = self.catalog_node(&ctx.node_name).await?;
+        let marked = self.settings.local.state.lock().compare(&catalog, &ctx);
         self.sync_changes().await?;
-        Ok(marked)
+        Ok((marked, catalog.node_count))
+    }
+
+    /// The catalog's copy of node `name`: from the published state on a server, from a server on a client.
+    async fn catalog_node(&self, name: &str) -> Result<CatalogNode, ApiResponse> {
+        match &self.backend {
+            Backend::Server(link) => Ok(CatalogNode::from_state(
+                &link.shared().published().state,
+                name,
+            )),
+            Backend::Client(remote) => self.relay_node_view(remote, name).await,
+        }
+    }
+
+    /// Whether a leader is known (a client agent always tries: the servers answer).
+    fn leader_known(&self) -> bool {
+        match &self.backend {
+            Backend::Server(link) => link.shared().published().cluster.leader_id.is_some(),
+            Backend::Client(_) => true,
+        }
     }
 
     /// Runs anti-entropy until `shutdown` (on one shard per agent): a full sync once a leader is known,
@@ -182,25 +196,24 @@ impl FrontEnd {
     pub async fn run_anti_entropy(&self, logger: &crate::logging::Logger, shutdown: &Shutdown) {
         let mut next_full_ms = 0;
         let mut next_retry_ms = 0;
+        let mut nodes = 1;
         while !shutdown.is_triggered() {
             pause(TICK_MS, shutdown).await;
             let now_ms = self.now_ms();
-            let published = self.link.shared().published();
-            let has_leader = published.cluster.leader_id.is_some();
-            let nodes = published.state.node_count() as u64;
-            drop(published);
-            if !has_leader {
+            if !self.leader_known() {
                 continue;
             }
             if now_ms >= next_full_ms {
                 match self.full_sync().await {
-                    Ok(0) => {}
-                    Ok(marked) => logger.info(
-                        "agent",
-                        &format!(
-                            "anti-entropy: synced {marked} entries that differed from the catalog"
-                        ),
-                    ),
+                    Ok((marked, count)) => {
+                        nodes = count;
+                        if marked > 0 {
+                            logger.info(
+                                "agent",
+                                &format!("anti-entropy: synced {marked} entries that differed from the catalog"),
+                            );
+                        }
+                    }
                     Err(e) => logger.log(LogLevel::Warn, "agent", &sync_failure(&e)),
                 }
                 let interval_ms = self.settings.ae_interval_ms;

@@ -56,6 +56,13 @@ pub enum CoreRequest {
         /// What to do.
         op: OperatorOp,
     },
+    /// The answer to a call relayed by a client agent ([`ShardMessage::Relay`]); no reply.
+    RelayAnswer {
+        /// The relay id the core gave the call.
+        id: u64,
+        /// The encoded `agent::relay::RelayAnswer`.
+        answer: Vec<u8>,
+    },
 }
 
 /// Operator actions on the Raft cluster (`/v1/operator/raft/...`).
@@ -95,6 +102,14 @@ pub enum ShardMessage {
     },
     /// The published state moved on.
     Changed(ChangeNotice),
+    /// A client agent's call for this shard's front end, to be answered with
+    /// [`CoreRequest::RelayAnswer`] and the same id.
+    Relay {
+        /// The relay id.
+        id: u64,
+        /// The encoded `agent::relay::RelayCall`.
+        call: Vec<u8>,
+    },
 }
 
 /// What changed in the published state: enough for a shard to wake the right blocking queries.

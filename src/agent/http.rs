@@ -9,6 +9,7 @@
 //! `X-Consul-Effective-Consistency`.
 
 use super::anti_entropy::LocalAgent;
+use super::remote::RemoteLink;
 use super::shard::{ShardLink, Watch};
 use super::ttl::{self, TtlTable};
 use crate::api::cluster::ClusterView;
@@ -20,7 +21,7 @@ use crate::api::{
 use crate::api::{AgentIdentity, AgentOp};
 use crate::config::AgentConfig;
 use crate::fsm::codec::{decode_outcome, encode_command};
-use crate::fsm::{CheckDefinition, CheckStatus, Command, HealthCheck, Outcome};
+use crate::fsm::{CheckDefinition, CheckStatus, Command, HealthCheck};
 use crate::rpc::{self, ErrorCode, ErrorReply};
 use cairn_io::http::{
     BodyLimit, HttpServer, HttpServerError, HttpServerOptions, Method, ParserLimits, Request,
@@ -90,9 +91,17 @@ pub fn identity(config: &AgentConfig) -> AgentIdentity {
     }
 }
 
+/// Where a front end sends what it cannot answer from the agent's local state.
+pub enum Backend {
+    /// A server's shard: the Raft core on this machine, and the published state.
+    Server(Rc<ShardLink>),
+    /// A client agent's shard: the servers, over the server RPC.
+    Client(Rc<RemoteLink>),
+}
+
 /// One shard's HTTP API.
 pub struct FrontEnd {
-    pub(super) link: Rc<ShardLink>,
+    pub(super) backend: Backend,
     pub(super) settings: ApiSettings,
     /// Set when `PUT /v1/agent/leave` asked the agent to stop; `shutdown` is then triggered.
     leave_requested: Arc<AtomicBool>,
@@ -100,15 +109,15 @@ pub struct FrontEnd {
 }
 
 impl FrontEnd {
-    /// A front end reading through `link`.
+    /// A front end reading through `backend`.
     pub fn new(
-        link: Rc<ShardLink>,
+        backend: Backend,
         settings: ApiSettings,
         leave_requested: Arc<AtomicBool>,
         shutdown: Shutdown,
     ) -> Rc<FrontEnd> {
         Rc::new(FrontEnd {
-            link,
+            backend,
             settings,
             leave_requested,
             shutdown,
@@ -275,16 +284,43 @@ impl FrontEnd {
             }
         }
         let ctx = self.context(request.path);
-        let cluster = Arc::clone(&self.link.shared().published().cluster);
-        match api::plan(request, &ctx, &cluster) {
+        let cluster = match &self.backend {
+            Backend::Server(link) => Arc::clone(&link.shared().published().cluster),
+            Backend::Client(_) => Arc::new(ClusterView::default()),
+        };
+        let plan = api::plan(request, &ctx, &cluster);
+        let link = match (&self.backend, &plan) {
+            (Backend::Server(link), _) => link,
+            (
+                Backend::Client(_),
+                Plan::Agent(_) | Plan::AgentRead(..) | Plan::Reload | Plan::Leave,
+            ) => {
+                return self.run_local(plan, &ctx, &cluster, persist).await;
+            }
+            (Backend::Client(remote), _) => return self.relay_http(remote, request).await,
+        };
+        match plan {
             Plan::Respond(response) => response,
-            Plan::Read(plan) => self.read(&plan, &ctx).await,
-            Plan::Write(plan) => self.write(&plan).await,
-            Plan::Operator(plan) => self.operator(&plan).await,
-            Plan::Agent(op) => self.agent_write(&op, &ctx, persist).await,
+            Plan::Read(plan) => self.read(link, &plan, &ctx).await,
+            Plan::Write(plan) => self.write(link, &plan).await,
+            Plan::Operator(plan) => self.operator(link, &plan).await,
+            other => self.run_local(other, &ctx, &cluster, persist).await,
+        }
+    }
+
+    /// Runs what the agent answers itself, on a server or a client.
+    async fn run_local(
+        &self,
+        plan: Plan,
+        ctx: &Context,
+        cluster: &ClusterView,
+        persist: bool,
+    ) -> ApiResponse {
+        match plan {
+            Plan::Agent(op) => self.agent_write(&op, ctx, persist).await,
             Plan::AgentRead(read, pretty) => {
                 let local = self.settings.local.state.lock();
-                api::agent_read_answer(&local, &cluster, &read, &ctx, pretty)
+                api::agent_read_answer(&local, cluster, &read, ctx, pretty)
             }
             Plan::Reload => {
                 // The same path as SIGHUP: the main thread reloads.
@@ -297,23 +333,27 @@ impl FrontEnd {
                 self.shutdown.trigger();
                 ApiResponse::empty()
             }
+            Plan::Respond(response) => response,
+            Plan::Read(_) | Plan::Write(_) | Plan::Operator(_) => {
+                ApiResponse::text(500, "this agent cannot serve that request itself")
+            }
         }
     }
 
-    async fn read(&self, plan: &ReadPlan, ctx: &Context) -> ApiResponse {
+    async fn read(&self, link: &Rc<ShardLink>, plan: &ReadPlan, ctx: &Context) -> ApiResponse {
         let deadline_ms = plan.blocking.map(|b| {
             let jitter = jitter_ms(b.wait_ms, u64::from(rand_u32()));
-            self.link.shared().now_ms() + b.wait_ms + jitter
+            link.shared().now_ms() + b.wait_ms + jitter
         });
         loop {
-            if let Err(e) = self.satisfy(plan.consistency).await {
+            if let Err(e) = self.satisfy(link, plan.consistency).await {
                 return error_response(&e);
             }
-            let published = self.link.shared().published();
+            let published = link.shared().published();
             let answer = plan
                 .query
                 .answer(&published.state, &published.cluster, ctx, plan.pretty);
-            let now_ms = self.link.shared().now_ms();
+            let now_ms = link.shared().now_ms();
             if let (Some(blocking), Some(deadline)) = (plan.blocking, deadline_ms) {
                 if answer.index <= blocking.index && now_ms < deadline {
                     let watch = match plan.query.watch() {
@@ -322,7 +362,7 @@ impl FrontEnd {
                         WatchSpec::Tables(tables) => Watch::Tables(tables),
                         WatchSpec::Any => Watch::AppliedIndex(published.applied_index + 1),
                     };
-                    let Some(watcher) = self.link.watch(watch, published.applied_index) else {
+                    let Some(watcher) = link.watch(watch, published.applied_index) else {
                         return ApiResponse::text(429, "too many blocking queries on this agent");
                     };
                     watcher.wait(deadline - now_ms).await;
@@ -330,7 +370,8 @@ impl FrontEnd {
                 }
             }
             let mut response = answer.response;
-            self.query_headers(
+            query_headers(
+                link,
                 &mut response,
                 answer.index,
                 plan.consistency,
@@ -341,8 +382,12 @@ impl FrontEnd {
     }
 
     /// Waits until the published state may answer a read in `consistency` mode.
-    async fn satisfy(&self, consistency: Consistency) -> Result<(), ErrorReply> {
-        let shared = self.link.shared();
+    async fn satisfy(
+        &self,
+        link: &Rc<ShardLink>,
+        consistency: Consistency,
+    ) -> Result<(), ErrorReply> {
+        let shared = link.shared();
         let lease_read = consistency == Consistency::Default
             && shared.published().cluster.is_leader()
             && shared.lease_valid();
@@ -355,11 +400,12 @@ impl FrontEnd {
         };
         let index = self
             .hold(
+                link,
                 |e| e.code != ErrorCode::Overloaded,
-                || self.link.read_index(wire),
+                || link.read_index(wire),
             )
             .await?;
-        if self.link.wait_applied(index, APPLY_WAIT_MS_MAX).await {
+        if link.wait_applied(index, APPLY_WAIT_MS_MAX).await {
             Ok(())
         } else {
             Err(ErrorReply {
@@ -370,35 +416,11 @@ impl FrontEnd {
         }
     }
 
-    fn query_headers(
-        &self,
-        response: &mut ApiResponse,
-        index: u64,
-        consistency: Consistency,
-        cluster: &ClusterView,
-    ) {
-        let last_contact_ms = if cluster.is_leader() {
-            0
-        } else {
-            self.link.shared().last_contact_age_ms().unwrap_or(0)
-        };
-        let headers = &mut response.headers;
-        headers.push(("X-Consul-Index", index.max(1).to_string()));
-        headers.push((
-            "X-Consul-KnownLeader",
-            cluster.leader_id.is_some().to_string(),
-        ));
-        headers.push(("X-Consul-LastContact", last_contact_ms.to_string()));
-        headers.push((
-            "X-Consul-Effective-Consistency",
-            consistency.header_value().to_string(),
-        ));
-    }
-
     /// Runs `attempt` again while it fails with an error `retry` accepts, for at most
     /// [`RPC_HOLD_TIMEOUT_MS`]: an election in progress delays a request rather than failing it.
     async fn hold<T, F, Fut>(
         &self,
+        link: &ShardLink,
         retry: impl Fn(&ErrorReply) -> bool,
         attempt: F,
     ) -> Result<T, ErrorReply>
@@ -406,10 +428,10 @@ impl FrontEnd {
         F: Fn() -> Fut,
         Fut: std::future::Future<Output = Result<T, ErrorReply>>,
     {
-        let deadline_ms = self.link.shared().now_ms() + RPC_HOLD_TIMEOUT_MS;
+        let deadline_ms = link.shared().now_ms() + RPC_HOLD_TIMEOUT_MS;
         loop {
             match attempt().await {
-                Err(e) if retry(&e) && self.link.shared().now_ms() < deadline_ms => {
+                Err(e) if retry(&e) && link.shared().now_ms() < deadline_ms => {
                     glommio::timer::sleep(Duration::from_millis(RPC_RETRY_PAUSE_MS)).await;
                 }
                 other => return other,
@@ -417,11 +439,11 @@ impl FrontEnd {
         }
     }
 
-    async fn write(&self, plan: &WritePlan) -> ApiResponse {
+    async fn write(&self, link: &Rc<ShardLink>, plan: &WritePlan) -> ApiResponse {
         let command = encode_command(&plan.command);
         // Only errors that say the command never reached Raft are retried: a write is not applied twice.
         let safe = |e: &ErrorReply| matches!(e.code, ErrorCode::NotLeader | ErrorCode::Rejected);
-        match self.hold(safe, || self.link.apply(command.clone())).await {
+        match self.hold(link, safe, || link.apply(command.clone())).await {
             Ok((_, result)) => match decode_outcome(&result) {
                 Ok(outcome) => api::render_outcome(&plan.render, outcome, plan.pretty),
                 Err(e) => ApiResponse::text(500, format!("undecodable outcome: {e}")),
@@ -443,7 +465,7 @@ impl FrontEnd {
                 return response;
             }
         }
-        let now_ms = self.link.shared().now_ms();
+        let now_ms = self.now_ms();
         {
             let mut table = self.settings.ttls.lock();
             for (id, ttl) in &ttls {
@@ -463,21 +485,42 @@ impl FrontEnd {
     }
 
     /// Applies one command (retried only while it cannot have reached Raft) and waits until the local
-    /// published state includes it; a refusal by the state machine is a `500` with its message.
+    /// published state includes it (on a client agent: through a server); a refusal by the state machine is
+    /// a `500` with its message.
     pub(super) async fn apply_and_wait(&self, command: &Command) -> Result<(), ApiResponse> {
+        match &self.backend {
+            Backend::Client(remote) => self.relay_apply(remote, command).await,
+            Backend::Server(_) => {
+                let result = self.apply_and_wait_outcome(command).await?;
+                super::relay::check_outcome(&result)
+            }
+        }
+    }
+
+    /// A server's [`FrontEnd::apply_and_wait`], returning the encoded outcome.
+    pub(super) async fn apply_and_wait_outcome(
+        &self,
+        command: &Command,
+    ) -> Result<Vec<u8>, ApiResponse> {
+        let Backend::Server(link) = &self.backend else {
+            return Err(ApiResponse::text(
+                500,
+                "a client agent applies no commands itself",
+            ));
+        };
         let bytes = encode_command(command);
         let safe = |e: &ErrorReply| matches!(e.code, ErrorCode::NotLeader | ErrorCode::Rejected);
         let (index, result) = self
-            .hold(safe, || self.link.apply(bytes.clone()))
+            .hold(link, safe, || link.apply(bytes.clone()))
             .await
             .map_err(|e| error_response(&e))?;
-        match decode_outcome(&result) {
-            Ok(Outcome::Error(message)) => return Err(ApiResponse::text(500, message)),
-            Ok(_) => {}
-            Err(e) => return Err(ApiResponse::text(500, format!("undecodable outcome: {e}"))),
-        }
-        self.link.wait_applied(index, APPLY_WAIT_MS_MAX).await;
-        Ok(())
+        link.wait_applied(index, APPLY_WAIT_MS_MAX).await;
+        Ok(result)
+    }
+
+    /// Runs a request relayed by a client agent (kept across restarts like any API write).
+    pub(super) async fn run_relayed(&self, request: &ApiRequest<'_>) -> ApiResponse {
+        self.run_request(request, true).await
     }
 
     /// Turns expired TTL checks critical until `shutdown` (run on one shard per agent).
@@ -491,7 +534,7 @@ impl FrontEnd {
                 shutdown.wait(),
             )
             .await;
-            let now_ms = self.link.shared().now_ms();
+            let now_ms = self.now_ms();
             let expired = self.settings.ttls.lock().take_expired(now_ms);
             for id in expired {
                 self.expire(&id, now_ms).await;
@@ -510,12 +553,18 @@ impl FrontEnd {
 
     /// The agent's monotonic clock, in milliseconds.
     pub fn now_ms(&self) -> u64 {
-        self.link.shared().now_ms()
+        match &self.backend {
+            Backend::Server(link) => link.shared().now_ms(),
+            Backend::Client(remote) => remote.now_ms(),
+        }
     }
 
     /// The index of the published state this shard reads.
     pub fn applied_index(&self) -> u64 {
-        self.link.shared().published().applied_index
+        match &self.backend {
+            Backend::Server(link) => link.shared().published().applied_index,
+            Backend::Client(_) => 0,
+        }
     }
 
     /// The changes counter of the agent's local state (it moves when a service or check changes).
@@ -547,16 +596,42 @@ impl FrontEnd {
         self.sync_changes().await.is_ok()
     }
 
-    async fn operator(&self, plan: &OperatorPlan) -> ApiResponse {
+    async fn operator(&self, link: &ShardLink, plan: &OperatorPlan) -> ApiResponse {
         let op = match plan {
             OperatorPlan::TransferLeader(to) => super::bridge::OperatorOp::TransferLeader(*to),
             OperatorPlan::RemovePeer(id) => super::bridge::OperatorOp::RemovePeer(*id),
         };
-        match self.link.operator(op).await {
+        match link.operator(op).await {
             Ok(()) => plan.done(),
             Err(e) => error_response(&e),
         }
     }
+}
+
+/// Adds the headers every read answer carries.
+fn query_headers(
+    link: &ShardLink,
+    response: &mut ApiResponse,
+    index: u64,
+    consistency: Consistency,
+    cluster: &ClusterView,
+) {
+    let last_contact_ms = if cluster.is_leader() {
+        0
+    } else {
+        link.shared().last_contact_age_ms().unwrap_or(0)
+    };
+    let headers = &mut response.headers;
+    headers.push(("X-Consul-Index", index.max(1).to_string()));
+    headers.push((
+        "X-Consul-KnownLeader",
+        cluster.leader_id.is_some().to_string(),
+    ));
+    headers.push(("X-Consul-LastContact", last_contact_ms.to_string()));
+    headers.push((
+        "X-Consul-Effective-Consistency",
+        consistency.header_value().to_string(),
+    ));
 }
 
 /// Consul's answer to a failed server request: `500 No cluster leader` when there is none.

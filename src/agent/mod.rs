@@ -9,6 +9,8 @@ pub mod checks;
 pub mod http;
 pub mod leader;
 pub mod raft_driver;
+pub mod relay;
+pub mod remote;
 pub mod rpc_client;
 pub mod self_registration;
 pub mod server;
@@ -27,13 +29,15 @@ use cairn_io::runtime::{
 };
 
 use futures_lite::future::or;
-use http::{ApiSettings, FrontEnd};
+use http::{ApiSettings, Backend, FrontEnd};
 use parking_lot::Mutex;
+use remote::RemoteLink;
 use server::ServerPlan;
 use shard::ShardLink;
 use std::fmt;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -358,6 +362,10 @@ struct Wiring {
     shards: Mutex<Vec<Option<ShardSide>>>,
     settings: ApiSettings,
     http_addrs: Vec<SocketAddr>,
+    /// A client agent's servers (their RPC addresses).
+    servers: Vec<SocketAddr>,
+    /// The address a client agent's shards listen on for the servers' answers.
+    client_ip: IpAddr,
     log_level: LogLevel,
     leave_requested: Arc<AtomicBool>,
 }
@@ -387,6 +395,11 @@ impl Wiring {
                 config_checks: config.checks.clone(),
             },
             http_addrs: config.http_addrs(),
+            servers: config.retry_join.clone(),
+            client_ip: http::identity(config)
+                .address
+                .parse()
+                .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             log_level: config.log_level,
             leave_requested,
         }
@@ -406,6 +419,7 @@ async fn executor_main(
             plan.run(&context.shutdown, core).await
         }
         (ExecutorRole::Shard(index), Some(_)) => serve_http(&context, index, &wiring).await,
+        (ExecutorRole::Shard(index), None) => serve_client(&context, index, &wiring).await,
         _ => {
             context.shutdown.wait().await;
             Ok(())
@@ -432,12 +446,46 @@ async fn serve_http(
     let Some(link) = or(connect, stopped).await else {
         return Ok(());
     };
+    serve_front(context, index, wiring, Backend::Server(link)).await
+}
+
+/// Serves the HTTP API of a client agent on one shard until shutdown: what it cannot answer itself goes to
+/// the servers (`retry_join`).
+async fn serve_client(
+    context: &ExecutorContext,
+    index: usize,
+    wiring: &Wiring,
+) -> Result<(), ExecutorError> {
+    if wiring.http_addrs.is_empty() {
+        context.shutdown.wait().await;
+        return Ok(());
+    }
+    let remote = RemoteLink::start(
+        wiring.servers.clone(),
+        wiring.client_ip,
+        wiring.settings.datacenter.clone(),
+        &context.shutdown,
+    )?;
+    let result = serve_front(context, index, wiring, Backend::Client(Rc::clone(&remote))).await;
+    remote.close().await;
+    result
+}
+
+/// Serves the front end on one shard: the HTTP listeners, the relayed calls (servers), and on shard 0 the
+/// check runner, TTL timers, anti-entropy and the config files' definitions.
+async fn serve_front(
+    context: &ExecutorContext,
+    index: usize,
+    wiring: &Wiring,
+    backend: Backend,
+) -> Result<(), ExecutorError> {
     let front = FrontEnd::new(
-        link,
+        backend,
         wiring.settings.clone(),
         Arc::clone(&wiring.leave_requested),
         context.shutdown.clone(),
     );
+    let relays = glommio::spawn_local(Rc::clone(&front).serve_relays(context.shutdown.clone()));
     let timers = (index == 0).then(|| {
         let front = std::rc::Rc::clone(&front);
         let shutdown = context.shutdown.clone();
@@ -481,6 +529,7 @@ async fn serve_http(
     if let Some(anti_entropy) = anti_entropy {
         anti_entropy.await;
     }
+    relays.await;
     // Dropping the task cancels a registration still waiting for a leader.
     drop(definitions);
     Ok(())

@@ -324,6 +324,9 @@ struct Inner {
     next_forward_id: u64,
     /// The address replies to forwarded requests come back to (this server's RPC listener).
     reply_address: String,
+    /// Calls of client agents relayed to a shard, by relay id: where the answer goes.
+    relays: BTreeMap<u64, (Target, u64)>,
+    next_relay_id: u64,
     /// Inputs that arose while actions were carried out; stepped right after.
     deferred: Vec<Input>,
     stats: DriverStats,
@@ -441,6 +444,8 @@ impl RaftHandle {
                 forwarded: BTreeMap::new(),
                 next_forward_id: 1,
                 reply_address: local_addr.to_string(),
+                relays: BTreeMap::new(),
+                next_relay_id: 1,
                 deferred: Vec::new(),
                 stats: DriverStats::default(),
             })

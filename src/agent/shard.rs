@@ -198,13 +198,23 @@ pub struct ShardLink {
     next_id: Cell<u64>,
     watchers: RefCell<Watchers>,
     receiver: RefCell<Option<Task<()>>>,
+    /// Calls relayed by client agents, for the front end's relay task.
+    relays_in: LocalSender<RelayedCall>,
+    relays_out: RefCell<Option<LocalReceiver<RelayedCall>>>,
 }
+
+/// A call relayed to this shard: its relay id and the encoded call.
+pub type RelayedCall = (u64, Vec<u8>);
+
+/// Relayed calls waiting for this shard's front end, at most; more are answered as overloaded at once.
+pub const RELAY_QUEUE_MAX: usize = 4096;
 
 impl ShardLink {
     /// Connects this shard's ends (waits until the core has connected its own) and starts receiving.
     pub async fn connect(side: ShardSide) -> Rc<ShardLink> {
         let to_core = side.requests.connect().await;
         let messages = side.messages.connect().await;
+        let (relays_in, relays_out) = local_channel::new_bounded(RELAY_QUEUE_MAX);
         let link = Rc::new(ShardLink {
             shard: side.shard,
             shared: side.shared,
@@ -213,6 +223,8 @@ impl ShardLink {
             next_id: Cell::new(1),
             watchers: RefCell::new(Watchers::default()),
             receiver: RefCell::new(None),
+            relays_in,
+            relays_out: RefCell::new(Some(relays_out)),
         });
         let weak = Rc::downgrade(&link);
         let task = glommio::spawn_local(async move {
@@ -245,7 +257,29 @@ impl ShardLink {
                     }
                 }
             }
+            ShardMessage::Relay { id, call } => {
+                if self.relays_in.try_send((id, call)).is_err() {
+                    // If the core's queue is full too, the client's call times out.
+                    let answer = crate::agent::relay::encode_answer(&overloaded());
+                    let _ = self
+                        .to_core
+                        .try_send(CoreRequest::RelayAnswer { id, answer });
+                }
+            }
         }
+    }
+
+    /// The queue of calls relayed to this shard (taken once, by the front end's relay task).
+    pub fn take_relays(&self) -> Option<LocalReceiver<RelayedCall>> {
+        self.relays_out.borrow_mut().take()
+    }
+
+    /// Sends the answer to relayed call `id` back through the core.
+    pub async fn answer_relay(&self, id: u64, answer: Vec<u8>) {
+        let _ = self
+            .to_core
+            .send(CoreRequest::RelayAnswer { id, answer })
+            .await;
     }
 
     /// Registers a watcher for `watch`, or `None` when too many are registered.
@@ -359,6 +393,13 @@ impl ShardLink {
             CoreReply::Done | CoreReply::Applied { .. } => Ok(()),
             other => Err(unexpected(&other)),
         }
+    }
+}
+
+fn overloaded() -> crate::agent::relay::RelayAnswer {
+    crate::agent::relay::RelayAnswer::Failed {
+        status: 429,
+        message: format!("{RELAY_QUEUE_MAX} relayed calls are already waiting on this server"),
     }
 }
 

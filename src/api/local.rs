@@ -10,7 +10,7 @@
 
 use super::agent::{node_request, truncate, ttl_ms, CHECK_OUTPUT_BYTES_MAX};
 use super::{ApiResponse, Context};
-use crate::fsm::{CheckStatus, Command, HealthCheck, Service, State};
+use crate::fsm::{CheckStatus, Command, HealthCheck, Node, Service, State};
 use std::collections::BTreeMap;
 
 /// Services one agent may hold.
@@ -52,6 +52,34 @@ pub struct Persisted {
     pub services: Vec<Service>,
     /// The checks.
     pub checks: Vec<HealthCheck>,
+}
+
+/// The catalog's copy of one node, as a full sync compares it with the local state.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct CatalogNode {
+    /// The node, when registered.
+    pub node: Option<Node>,
+    /// Its service instances.
+    pub services: Vec<Service>,
+    /// Its checks.
+    pub checks: Vec<HealthCheck>,
+    /// How many nodes the catalog holds (scales the full-sync interval).
+    pub node_count: u64,
+}
+
+impl CatalogNode {
+    /// Node `name`'s entries in `state`.
+    pub fn from_state(state: &State, name: &str) -> CatalogNode {
+        CatalogNode {
+            node: state.node(name).cloned(),
+            services: state
+                .node_services(name)
+                .map(|(_, services)| services.into_iter().cloned().collect())
+                .unwrap_or_default(),
+            checks: state.node_checks(name).into_iter().cloned().collect(),
+            node_count: state.node_count() as u64,
+        }
+    }
 }
 
 /// Which entry a sync step is about.
@@ -392,13 +420,13 @@ impl LocalState {
         }
     }
 
-    /// The full sync's comparison: marks out of sync every local entry whose catalog copy (in `state`, for
-    /// this agent's node) is missing or differs, and the node when its entry differs; schedules the
+    /// The full sync's comparison: marks out of sync every local entry whose catalog copy (`catalog`, this
+    /// agent's node) is missing or differs, and the node when its entry differs; schedules the
     /// deregistration of catalog services and checks of the node that the agent does not know (except the
     /// servers' own `consul` service and `serfHealth` check). Returns how many entries it marked.
-    pub fn compare(&mut self, state: &State, ctx: &Context) -> usize {
+    pub fn compare(&mut self, catalog: &CatalogNode, ctx: &Context) -> usize {
         let mut marked = 0;
-        let node_matches = state.node(&ctx.node_name).is_some_and(|n| {
+        let node_matches = catalog.node.as_ref().is_some_and(|n| {
             n.address == ctx.agent.address
                 && n.meta == ctx.agent.node_meta
                 && n.tagged_addresses == ctx.agent.tagged_addresses
@@ -408,24 +436,21 @@ impl LocalState {
             self.node_revision = self.bump();
             marked += 1;
         }
-        let remote_services = state
-            .node_services(&ctx.node_name)
-            .map(|(_, services)| services)
-            .unwrap_or_default();
-        let remote_checks = state.node_checks(&ctx.node_name);
-        for remote in &remote_services {
+        let remote_services = &catalog.services;
+        let remote_checks = &catalog.checks;
+        for remote in remote_services {
             if remote.id == CONSUL_SERVICE_ID && ctx.agent.server {
                 continue;
             }
             if !self.services.contains_key(&remote.id) {
                 let revision = self.bump();
-                let mut entry = fresh((*remote).clone(), revision);
+                let mut entry = fresh(remote.clone(), revision);
                 entry.deleted = true;
                 self.services.insert(remote.id.clone(), entry);
                 marked += 1;
             }
         }
-        for remote in &remote_checks {
+        for remote in remote_checks {
             if remote.check_id == SERF_HEALTH_CHECK_ID {
                 continue;
             }
@@ -435,7 +460,7 @@ impl LocalState {
                 .is_some_and(|s| s.deleted);
             if !self.checks.contains_key(&remote.check_id) && !owned_by_deleted {
                 let revision = self.bump();
-                let mut entry = fresh((*remote).clone(), revision);
+                let mut entry = fresh(remote.clone(), revision);
                 entry.deleted = true;
                 self.checks.insert(remote.check_id.clone(), entry);
                 marked += 1;

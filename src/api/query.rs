@@ -46,6 +46,21 @@ impl Query {
             .map(|(_, v)| v.as_str())
     }
 
+    /// The query as a raw string again (every byte outside the unreserved set escaped), so it can be relayed
+    /// and parsed to the same pairs.
+    pub fn to_raw(&self) -> String {
+        let mut out = String::new();
+        for (i, (key, value)) in self.pairs.iter().enumerate() {
+            if i > 0 {
+                out.push('&');
+            }
+            escape_into(key, &mut out);
+            out.push('=');
+            escape_into(value, &mut out);
+        }
+        out
+    }
+
     /// The first value of `key` as a u64: `Ok(None)` when absent, an error when not a number.
     pub fn u64(&self, key: &str) -> Result<Option<u64>, String> {
         match self.get(key) {
@@ -88,9 +103,26 @@ fn unescape(text: &str) -> Result<String, String> {
     String::from_utf8(out).map_err(|_| format!("query text \"{text}\" is not UTF-8"))
 }
 
+fn escape_into(text: &str, out: &mut String) {
+    for b in text.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_query_survives_a_round_trip_through_its_raw_form() {
+        let q = Query::parse("stale&tag=a%20b&tag=c%26d&wait=1s&filter=Service+%3D%3D+%22x%22")
+            .expect("parse");
+        assert_eq!(Query::parse(&q.to_raw()), Ok(q));
+    }
 
     #[test]
     fn flags_count_by_presence_bare_or_valued() {

@@ -206,6 +206,14 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
             index: r.u64("index")?,
             result: r.bytes("result", COMMAND_BYTES_MAX)?.to_vec(),
         },
+        kind::RELAY => Body::Relay(RelayRequest {
+            token: r.string("token", TOKEN_BYTES_MAX)?,
+            reply_to: r.string("reply address", ADDRESS_BYTES_MAX)?,
+            call: r.bytes("call", COMMAND_BYTES_MAX)?.to_vec(),
+        }),
+        kind::RELAY_REPLY => Body::RelayReply {
+            result: r.bytes("result", COMMAND_BYTES_MAX)?.to_vec(),
+        },
         kind::STATUS => Body::Status {
             reply_to: r.string("reply address", ADDRESS_BYTES_MAX)?,
         },

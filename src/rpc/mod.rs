@@ -77,6 +77,10 @@ pub mod kind {
     pub const STATUS_REPLY: u8 = 38;
     /// An operator action on the Raft cluster, forwarded to the leader.
     pub const OPERATOR: u8 = 39;
+    /// A client agent's call, relayed by a server to one of its shards.
+    pub const RELAY: u8 = 40;
+    /// The answer to a relayed call.
+    pub const RELAY_REPLY: u8 = 41;
 }
 
 /// What starts every frame.
@@ -248,6 +252,25 @@ pub enum Body {
     StatusReply(StatusReply),
     /// An operator action for the leader; answered with [`Body::Applied`] (empty result) or an error.
     Operator(OperatorRequest),
+    /// A client agent's call for a server's API front end; answered with [`Body::RelayReply`] or an error.
+    Relay(RelayRequest),
+    /// The answer to a [`Body::Relay`] call.
+    RelayReply {
+        /// The front end's answer (its encoding is the agent's, see `crate::agent::relay`).
+        result: Vec<u8>,
+    },
+}
+
+/// A client agent's call relayed to a server's front end (an HTTP request it cannot answer itself, a
+/// catalog command of its anti-entropy, or a read of its node's catalog entries).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RelayRequest {
+    /// The ACL token of the call.
+    pub token: String,
+    /// Where to send the reply (the client agent's listener).
+    pub reply_to: String,
+    /// The call (its encoding is the agent's, see `crate::agent::relay`).
+    pub call: Vec<u8>,
 }
 
 /// An operator action on the Raft cluster (`/v1/operator/raft/*`), forwarded by a follower to the leader.
@@ -330,6 +353,8 @@ impl Body {
             Body::Status { .. } => kind::STATUS,
             Body::StatusReply(_) => kind::STATUS_REPLY,
             Body::Operator(_) => kind::OPERATOR,
+            Body::Relay(_) => kind::RELAY,
+            Body::RelayReply { .. } => kind::RELAY_REPLY,
         }
     }
 }
@@ -479,6 +504,14 @@ fn encode_parts(frame: &Frame, w: &mut Writer) -> Result<(), EncodeError> {
             w.u8(action);
             w.u8(u8::from(target.is_some()));
             w.u64(target.map_or(0, |id| id.0));
+        }
+        Body::Relay(r) => {
+            w.bytes("token", r.token.as_bytes(), TOKEN_BYTES_MAX)?;
+            w.bytes("reply address", r.reply_to.as_bytes(), ADDRESS_BYTES_MAX)?;
+            w.bytes("call", &r.call, COMMAND_BYTES_MAX)?;
+        }
+        Body::RelayReply { result } => {
+            w.bytes("result", result, COMMAND_BYTES_MAX)?;
         }
         Body::StatusReply(s) => {
             w.u64(s.id.0);

@@ -113,7 +113,7 @@ fn message(rng: &mut Rng, which: u64) -> Message {
 }
 
 /// Bodies: 0..=6 Raft messages, then one per other kind.
-const BODY_KINDS: u64 = 16;
+const BODY_KINDS: u64 = 18;
 
 fn body(rng: &mut Rng, which: u64) -> Body {
     match which {
@@ -179,6 +179,14 @@ fn body(rng: &mut Rng, which: u64) -> Body {
                 _ => OperatorAction::RemovePeer(ServerId(rng.next_u64())),
             },
         }),
+        15 => Body::Relay(RelayRequest {
+            token: text(rng, 20),
+            reply_to: text(rng, 20),
+            call: bytes(rng, 60),
+        }),
+        16 => Body::RelayReply {
+            result: bytes(rng, 60),
+        },
         _ => Body::StatusReply(StatusReply {
             id: ServerId(rng.next_u64()),
             role: match rng.range(0, 4) {

@@ -18,6 +18,9 @@ pub const FORWARD_TIMEOUT_MS: u64 = 10_000;
 /// fails this soon instead of after the full timeout.
 pub const FORWARD_LEADER_CHANGE_GRACE_MS: u64 = 1_000;
 
+/// Calls relayed to the shards and not answered yet, at most; more are refused as overloaded.
+pub const RELAYS_MAX: usize = 16_384;
+
 /// The bridge as the driver holds it.
 pub(super) struct BridgeCore {
     shared: Arc<Shared>,
@@ -126,6 +129,11 @@ impl Inner {
                         })
                     }),
                     None => self.read(consistency, Vec::new(), responder),
+                }
+            }
+            CoreRequest::RelayAnswer { id, answer } => {
+                if let Some((target, request_id)) = self.relays.remove(&id) {
+                    self.send_to(target, request_id, Body::RelayReply { result: answer });
                 }
             }
             CoreRequest::Operator { id, op } => {
@@ -339,6 +347,35 @@ impl Inner {
         };
         if let Some(outbox) = bridge.outboxes.get_mut(shard) {
             outbox.push_back(ShardMessage::Reply { id, reply });
+            let _ = bridge.wakes[shard].try_send(());
+        }
+    }
+
+    /// Hands a client agent's call to a shard (in turn), or refuses it when none can take it.
+    pub(super) fn relay_to_shard(&mut self, target: Target, request_id: u64, call: Vec<u8>) {
+        let refusal = match &self.bridge {
+            None => Some((ErrorCode::Rejected, "this server serves no relayed calls")),
+            Some(_) if self.relays.len() >= RELAYS_MAX => Some((
+                ErrorCode::Overloaded,
+                "too many relayed calls on this server",
+            )),
+            Some(_) => None,
+        };
+        if let Some((code, message)) = refusal {
+            let error = ErrorReply {
+                code,
+                leader: None,
+                message: message.to_string(),
+            };
+            return self.send_to(target, request_id, Body::Error(error));
+        }
+        let id = self.next_relay_id;
+        self.next_relay_id += 1;
+        self.relays.insert(id, (target, request_id));
+        let bridge = self.bridge.as_mut().expect("checked");
+        let shard = (id % bridge.outboxes.len().max(1) as u64) as usize;
+        if let Some(outbox) = bridge.outboxes.get_mut(shard) {
+            outbox.push_back(ShardMessage::Relay { id, call });
             let _ = bridge.wakes[shard].try_send(());
         }
     }

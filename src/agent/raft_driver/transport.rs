@@ -212,8 +212,11 @@ impl Inner {
                 self.on_forward_reply(request_id, Ok(Reply::Read(ReadResult { index, result })))
             }
             Body::Error(error) => self.on_forward_reply(request_id, Err(error)),
-            Body::StatusReply(_) => {
-                // This server never asks another for its status.
+            Body::Relay(request) => {
+                self.relay_to_shard(reply_target(request.reply_to), request_id, request.call)
+            }
+            Body::StatusReply(_) | Body::RelayReply { .. } => {
+                // This server never asks another for its status, nor relays calls.
                 self.stats.frames_dropped_inbound += 1;
             }
         }

@@ -1,0 +1,271 @@
+//! e2e: client agents. Three servers on 127.0.0.21-23 and two client agents (`cairn agent` without
+//! `-server`) on 127.0.0.24 and 127.0.0.25, which know the servers from `-retry-join`. A client answers its
+//! agent endpoints from its own local state, syncs its services and checks into the catalog (anti-entropy),
+//! and relays every other request to a server over the server RPC, failing over when that server dies.
+
+mod support;
+
+use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::time::{Duration, Instant};
+use support::{test_dir, Agent, Resp};
+
+const SERVERS: usize = 3;
+const WAIT: Duration = Duration::from_secs(20);
+
+/// A port free on every address given.
+fn common_free_port(ips: &[IpAddr], avoid: &[u16]) -> u16 {
+    for _ in 0..200 {
+        let probe = TcpListener::bind((ips[0], 0)).expect("bind");
+        let port = probe.local_addr().expect("addr").port();
+        let free = ips[1..]
+            .iter()
+            .all(|ip| TcpListener::bind((*ip, port)).is_ok());
+        if free && !avoid.contains(&port) {
+            return port;
+        }
+    }
+    panic!("no port free on {ips:?}");
+}
+
+struct Fleet {
+    ips: Vec<IpAddr>,
+    http_port: u16,
+    server_port: u16,
+    agents: Vec<Option<Agent>>,
+}
+
+impl Fleet {
+    fn start(name: &str) -> Fleet {
+        let base = test_dir(name);
+        let ips: Vec<IpAddr> = (21..=25)
+            .map(|n| format!("127.0.0.{n}").parse().expect("ip"))
+            .collect();
+        let http_port = common_free_port(&ips, &[]);
+        let server_port = common_free_port(&ips, &[http_port]);
+        let mut fleet = Fleet {
+            ips,
+            http_port,
+            server_port,
+            agents: Vec::new(),
+        };
+        for i in 0..ips_len() {
+            let agent = fleet.spawn(i, &base);
+            fleet.agents.push(Some(agent));
+            if i == SERVERS - 1 {
+                fleet.wait_leader();
+            }
+        }
+        for i in SERVERS..ips_len() {
+            fleet.eventually("the client agent answers", || {
+                support::request(
+                    fleet.http(i),
+                    "GET",
+                    "/v1/agent/self",
+                    b"",
+                    Duration::from_secs(1),
+                )
+                .is_ok_and(|r| r.status == 200)
+            });
+        }
+        fleet
+    }
+
+    fn spawn(&self, i: usize, base: &std::path::Path) -> Agent {
+        let ip = self.ips[i];
+        let server = i < SERVERS;
+        let name = if server {
+            format!("s{}", i + 1)
+        } else {
+            format!("c{}", i - SERVERS + 1)
+        };
+        let mut args: Vec<String> = vec![
+            format!("-node={name}"),
+            format!("-data-dir={}", base.join(&name).display()),
+            format!("-bind={ip}"),
+            format!("-client={ip}"),
+            format!("-http-port={}", self.http_port),
+            format!("-server-port={}", self.server_port),
+            "-dns-port=-1".into(),
+            "-log-level=info".into(),
+            "-hcl=ae_interval = \"1s\"".into(),
+        ];
+        if server {
+            args.push("-server".into());
+            args.push(format!("-bootstrap-expect={SERVERS}"));
+        }
+        for j in (0..SERVERS).filter(|&j| j != i) {
+            args.push(format!("-retry-join={}:{}", self.ips[j], self.server_port));
+        }
+        Agent::start(&args, self.http(i), base.join(format!("{name}.log")))
+    }
+
+    fn http(&self, i: usize) -> SocketAddr {
+        SocketAddr::new(self.ips[i], self.http_port)
+    }
+
+    fn agent(&self, i: usize) -> &Agent {
+        self.agents[i].as_ref().expect("running")
+    }
+
+    fn call(&self, i: usize, method: &str, target: &str, body: &str) -> Resp {
+        support::call(self.http(i), method, target, body.as_bytes())
+    }
+
+    fn wait_leader(&self) {
+        for i in 0..SERVERS {
+            self.agent(i).wait_leader(WAIT);
+        }
+    }
+
+    fn logs(&self) -> String {
+        let mut out = String::new();
+        for agent in self.agents.iter().flatten() {
+            out.push_str(&format!(
+                "--- {}\n{}\n",
+                agent.log.display(),
+                agent.log_text()
+            ));
+        }
+        out
+    }
+
+    /// Waits until `cond` holds.
+    fn eventually(&self, what: &str, mut cond: impl FnMut() -> bool) {
+        let deadline = Instant::now() + WAIT;
+        while !cond() {
+            assert!(
+                Instant::now() < deadline,
+                "{what}: not within {WAIT:?}\n{}",
+                self.logs()
+            );
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
+fn ips_len() -> usize {
+    SERVERS + 2
+}
+
+/// The nodes `/v1/health/service/<name>?passing` lists through agent `i`.
+fn passing_nodes(fleet: &Fleet, i: usize, name: &str) -> Vec<String> {
+    let r = fleet.call(i, "GET", &format!("/v1/health/service/{name}?passing"), "");
+    if r.status != 200 {
+        return Vec::new();
+    }
+    let mut nodes: Vec<String> = r
+        .json()
+        .as_array()
+        .map(|list| {
+            list.iter()
+                .map(|e| e["Node"]["Node"].as_str().unwrap_or_default().to_string())
+                .collect()
+        })
+        .unwrap_or_default();
+    nodes.sort();
+    nodes
+}
+
+#[test]
+fn client_agents_register_locally_relay_to_servers_and_fail_over() {
+    let fleet = Fleet::start("client-agents");
+    let (c1, c2) = (SERVERS, SERVERS + 1);
+
+    // A client answers its own agent endpoints.
+    let me = fleet.call(c1, "GET", "/v1/agent/self", "").json();
+    assert_eq!(me["Config"]["Server"], false, "{me}");
+    assert_eq!(me["Config"]["NodeName"], "c1");
+
+    // A service registered on c1 is in the catalog, through any agent, as soon as the PUT returns.
+    let r = fleet.call(
+        c1,
+        "PUT",
+        "/v1/agent/service/register",
+        r#"{"Name":"web","Port":80,"Check":{"CheckID":"web-ttl","TTL":"30s","Status":"passing"}}"#,
+    );
+    assert_eq!(r.status, 200, "{}\n{}", r.text(), fleet.logs());
+    assert_eq!(passing_nodes(&fleet, c1, "web"), vec!["c1"]);
+    assert_eq!(passing_nodes(&fleet, 0, "web"), vec!["c1"]);
+    assert_eq!(passing_nodes(&fleet, c2, "web"), vec!["c1"]);
+    let services = fleet.call(c1, "GET", "/v1/agent/services", "").json();
+    assert_eq!(services.as_object().map(|m| m.len()), Some(1), "{services}");
+    let node = fleet.call(c2, "GET", "/v1/catalog/node/c1", "").json();
+    assert_eq!(node["Node"]["Address"], "127.0.0.24", "{node}");
+
+    // KV through the clients: written on one, read on the other, a blocking query woken across them.
+    let r = fleet.call(c2, "PUT", "/v1/kv/app/config", "v1");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "true"),
+        "{}",
+        fleet.logs()
+    );
+    let r = fleet.call(c1, "GET", "/v1/kv/app/config?raw", "");
+    assert_eq!((r.status, r.text().as_str()), (200, "v1"));
+    let index = r.index();
+    assert!(r.header("x-consul-knownleader").is_some());
+    let blocking = {
+        let http = fleet.http(c1);
+        std::thread::spawn(move || {
+            support::request(
+                http,
+                "GET",
+                &format!("/v1/kv/app/config?raw&index={index}&wait=20s"),
+                b"",
+                Duration::from_secs(30),
+            )
+        })
+    };
+    std::thread::sleep(Duration::from_millis(300));
+    assert_eq!(fleet.call(c2, "PUT", "/v1/kv/app/config", "v2").status, 200);
+    let woken = blocking.join().expect("thread").expect("answer");
+    assert_eq!((woken.status, woken.text().as_str()), (200, "v2"));
+    assert!(woken.index() > index);
+
+    // Bad input relayed to a server gets the server's answer.
+    let r = fleet.call(c1, "PUT", "/v1/catalog/register", "{");
+    assert_eq!(r.status, 400, "{}", r.text());
+
+    // A TTL check on c2 that is never updated turns critical in the catalog.
+    let r = fleet.call(
+        c2,
+        "PUT",
+        "/v1/agent/service/register",
+        r#"{"Name":"db","Check":{"CheckID":"db-ttl","TTL":"1s","Status":"passing"}}"#,
+    );
+    assert_eq!(r.status, 200, "{}", r.text());
+    fleet.eventually("db's TTL check expires", || {
+        let checks = fleet.call(0, "GET", "/v1/health/checks/db", "").json();
+        checks[0]["Status"] == "critical"
+    });
+
+    // Anti-entropy on a client: what is removed from the catalog behind its back comes back.
+    let r = fleet.call(
+        0,
+        "PUT",
+        "/v1/catalog/deregister",
+        r#"{"Node":"c1","ServiceID":"web"}"#,
+    );
+    assert_eq!(r.status, 200);
+    fleet.eventually("c1 puts web back", || {
+        passing_nodes(&fleet, 0, "web") == vec!["c1"]
+    });
+
+    // c1 talks to s1 first; kill it, and c1 keeps working through the other servers.
+    let mut fleet = fleet;
+    fleet.agents[0] = None;
+    fleet.eventually("a client read after its server died", || {
+        let r = fleet.call(c1, "GET", "/v1/kv/app/config?raw", "");
+        r.status == 200 && r.text() == "v2"
+    });
+    let r = fleet.call(c1, "PUT", "/v1/kv/after-failover", "yes");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (200, "true"),
+        "{}",
+        fleet.logs()
+    );
+    let r = fleet.call(c1, "PUT", "/v1/agent/check/fail/web-ttl?note=down", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    assert!(passing_nodes(&fleet, 1, "web").is_empty());
+}
