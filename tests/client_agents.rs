@@ -175,6 +175,8 @@ fn client_agents_register_locally_relay_to_servers_and_fail_over() {
     let me = fleet.call(c1, "GET", "/v1/agent/self", "").json();
     assert_eq!(me["Config"]["Server"], false, "{me}");
     assert_eq!(me["Config"]["NodeName"], "c1");
+    let metrics = fleet.call(c1, "GET", "/v1/agent/metrics", "").json();
+    assert!(metrics["Gauges"].is_array(), "{metrics}");
 
     // A service registered on c1 is in the catalog, through any agent, as soon as the PUT returns.
     let r = fleet.call(
@@ -254,6 +256,12 @@ fn client_agents_register_locally_relay_to_servers_and_fail_over() {
     // c1 talks to s1 first; kill it, and c1 keeps working through the other servers.
     let mut fleet = fleet;
     fleet.agents[0] = None;
+    fleet.eventually("s2 and s3 agree on a new leader", || {
+        let leaders: Vec<String> = (1..SERVERS)
+            .map(|i| fleet.call(i, "GET", "/v1/status/leader", "").text())
+            .collect();
+        leaders[0].len() > 2 && leaders.iter().all(|l| *l == leaders[0])
+    });
     fleet.eventually("a client read after its server died", || {
         let r = fleet.call(c1, "GET", "/v1/kv/app/config?raw", "");
         r.status == 200 && r.text() == "v2"

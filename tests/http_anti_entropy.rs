@@ -2,7 +2,7 @@
 //! agent's node: a full sync (every `ae_interval`, shortened here) puts back what someone removed from the
 //! catalog and removes what the agent does not know; API registrations survive a restart (they are kept
 //! in the data dir) and are not deregistered by the first sync after it. Also the agent's own health and
-//! maintenance endpoints, and `PUT /v1/agent/reload`.
+//! maintenance endpoints, `/v1/agent/metrics`, and `PUT /v1/agent/reload`.
 
 mod support;
 
@@ -227,6 +227,37 @@ fn agent_health_and_maintenance_endpoints() {
     put_ok(&a, "/v1/agent/service/maintenance/web-1?enable=false", "");
     let checks = a.call("GET", "/v1/agent/checks", b"").json();
     assert_eq!(checks.as_object().map(|m| m.len()), Some(2), "{checks}");
+
+    // Metrics, JSON and Prometheus.
+    let metrics = a.call("GET", "/v1/agent/metrics", b"").json();
+    let gauge = |name: &str| {
+        metrics["Gauges"]
+            .as_array()
+            .and_then(|g| g.iter().find(|m| m["Name"] == name))
+            .map(|m| m["Value"].as_f64().unwrap_or(-1.0))
+    };
+    assert_eq!(
+        gauge("consul.state.service_instances"),
+        Some(3.0),
+        "{metrics}"
+    );
+    assert_eq!(gauge("consul.server.isLeader"), Some(1.0), "{metrics}");
+    assert!(
+        gauge("consul.runtime.sys_bytes").is_some_and(|b| b > 0.0),
+        "{metrics}"
+    );
+    assert!(
+        metrics["Counters"][0]["Count"]
+            .as_u64()
+            .is_some_and(|n| n > 5),
+        "{metrics}"
+    );
+    let text = a.call("GET", "/v1/agent/metrics?format=prometheus", b"");
+    assert!(
+        text.text().contains("\nconsul_state_nodes 1\n"),
+        "{}",
+        text.text()
+    );
 
     // Reload: the same path as SIGHUP.
     put_ok(&a, "/v1/agent/reload", "");

@@ -70,6 +70,8 @@ pub struct ApiSettings {
     pub local: Arc<LocalAgent>,
     /// `ae_interval`: the base interval of anti-entropy's full sync.
     pub ae_interval_ms: u64,
+    /// HTTP requests the agent answered (all shards).
+    pub requests_total: Arc<std::sync::atomic::AtomicU64>,
     /// Services from the configuration (`services`/`service`), registered at startup.
     pub config_services: Vec<serde_json::Value>,
     /// Checks from the configuration (`checks`/`check`), registered at startup.
@@ -163,6 +165,7 @@ impl FrontEnd {
 
     /// Answers one request.
     pub async fn handle(&self, request: Request) -> Response {
+        self.settings.requests_total.fetch_add(1, Ordering::Relaxed);
         let response = match self.prepare(&request) {
             Ok((path, query, token)) => {
                 let api_request = ApiRequest {
@@ -333,6 +336,7 @@ impl FrontEnd {
                 self.shutdown.trigger();
                 ApiResponse::empty()
             }
+            Plan::Metrics { prometheus, pretty } => self.metrics(prometheus, pretty),
             Plan::Respond(response) => response,
             Plan::Read(_) | Plan::Write(_) | Plan::Operator(_) => {
                 ApiResponse::text(500, "this agent cannot serve that request itself")

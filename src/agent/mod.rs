@@ -8,6 +8,7 @@ pub mod check_runner;
 pub mod checks;
 pub mod http;
 pub mod leader;
+pub mod metrics;
 pub mod raft_driver;
 pub mod relay;
 pub mod remote;
@@ -391,6 +392,7 @@ impl Wiring {
                 ttls: Arc::default(),
                 local,
                 ae_interval_ms: config.ae_interval_ms,
+                requests_total: Arc::default(),
                 config_services: config.services.clone(),
                 config_checks: config.checks.clone(),
             },

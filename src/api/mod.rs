@@ -19,6 +19,7 @@ mod health;
 mod json;
 mod kv;
 pub mod local;
+pub mod metrics;
 mod params;
 pub mod query;
 mod register;
@@ -183,6 +184,13 @@ pub enum Plan {
     AgentRead(AgentRead, bool),
     /// Reload the configuration (`PUT /v1/agent/reload`, the same as SIGHUP).
     Reload,
+    /// `GET /v1/agent/metrics` (`prometheus`: `?format=prometheus`; `pretty` with it).
+    Metrics {
+        /// Answer in Prometheus' text format.
+        prometheus: bool,
+        /// `?pretty`.
+        pretty: bool,
+    },
     /// Leave the cluster and stop the agent (`PUT /v1/agent/leave`).
     Leave,
 }

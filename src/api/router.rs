@@ -51,6 +51,13 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
             Method::Put => Plan::Leave,
             other => Plan::Respond(method_not_allowed(other)),
         },
+        "agent/metrics" => match req.method {
+            Method::Get | Method::Head => Plan::Metrics {
+                prometheus: req.query.get("format") == Some("prometheus"),
+                pretty: req.query.has("pretty"),
+            },
+            other => Plan::Respond(method_not_allowed(other)),
+        },
         "agent/reload" => match req.method {
             Method::Put => Plan::Reload,
             other => Plan::Respond(method_not_allowed(other)),

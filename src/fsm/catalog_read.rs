@@ -7,10 +7,50 @@ use std::collections::BTreeMap;
 /// A `/health/service` entry: the node, the instance, and the node's checks followed by the instance's.
 pub type HealthEntry<'a> = (&'a Node, &'a Service, Vec<&'a HealthCheck>);
 
+/// How many of each thing a [`State`] holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StateCounts {
+    /// Catalog nodes.
+    pub nodes: u64,
+    /// Distinct service names.
+    pub services: u64,
+    /// Service instances.
+    pub service_instances: u64,
+    /// Health checks.
+    pub checks: u64,
+    /// KV entries.
+    pub kv_entries: u64,
+    /// Sessions.
+    pub sessions: u64,
+    /// Sessions with a TTL.
+    pub sessions_with_ttl: u64,
+}
+
 impl State {
     /// Every node, name-ascending (`/catalog/nodes`; index: [`State::nodes_index`]).
     pub fn nodes(&self) -> Vec<&Node> {
         self.nodes.values().map(|n| &**n).collect()
+    }
+
+    /// How many of each thing the state holds (for metrics).
+    pub fn counts(&self) -> StateCounts {
+        let mut services = 0;
+        let mut last: Option<&str> = None;
+        for (name, _, _) in &self.service_names {
+            if last != Some(name.as_str()) {
+                services += 1;
+                last = Some(name.as_str());
+            }
+        }
+        StateCounts {
+            nodes: self.nodes.len() as u64,
+            services,
+            service_instances: self.services.len() as u64,
+            checks: self.checks.len() as u64,
+            kv_entries: self.kvs.len() as u64,
+            sessions: self.sessions.len() as u64,
+            sessions_with_ttl: self.deadlines.len() as u64,
+        }
     }
 
     /// How many nodes the catalog holds.

@@ -38,7 +38,7 @@ pub use catalog::{
     CheckDefinition, CheckStatus, HealthCheck, Node, RegisterRequest, Service, ServiceAddress,
     Weights,
 };
-pub use catalog_read::HealthEntry;
+pub use catalog_read::{HealthEntry, StateCounts};
 pub use catalog_write::{session_binding_error, MISSING_NODE, MISSING_SERVICE};
 pub use kv::{KvEntry, KvOp, KvVerb};
 pub use session::{Behavior, ServiceCheck, Session, SessionSpec};
