@@ -503,6 +503,37 @@ impl FrontEnd {
         checks.into_iter().cloned().collect()
     }
 
+    /// This agent's node name.
+    pub fn node_name(&self) -> &str {
+        &self.settings.node_name
+    }
+
+    /// What an alias check of `node` (empty: this agent's) and service ID `service` sees in the
+    /// published state: whether the service is registered there, and the node's checks.
+    pub fn alias_view(&self, node: &str, service: &str) -> (String, bool, Vec<HealthCheck>) {
+        let node = if node.is_empty() {
+            self.settings.node_name.clone()
+        } else {
+            node.to_string()
+        };
+        let published = self.link.shared().published();
+        let found = published
+            .state
+            .node_services(&node)
+            .is_some_and(|(_, services)| services.iter().any(|s| s.id == service));
+        let checks = published.state.node_checks(&node);
+        let checks = checks.into_iter().cloned().collect();
+        (node, found, checks)
+    }
+
+    /// Deregisters service `id` of this agent (and its checks) the way
+    /// `PUT /v1/agent/service/deregister/:id` does; `false` when that failed.
+    pub async fn deregister_local_service(&self, id: &str) -> bool {
+        let ctx = self.context("");
+        let op = AgentOp::DeregisterService(id.to_string());
+        self.agent_write(&op, &ctx).await.status == 200
+    }
+
     /// Proposes the result of a run of check `id` when it changes the catalog's status or output and
     /// the catalog still holds the `definition` that ran; `false` when a proposal failed.
     pub async fn record_check(

@@ -3,7 +3,9 @@
 //! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
 
 pub mod bridge;
+pub mod check_grpc;
 pub mod check_runner;
+pub mod check_tls;
 pub mod checks;
 pub mod http;
 pub mod leader;
@@ -348,6 +350,7 @@ struct Wiring {
     http_addrs: Vec<SocketAddr>,
     log_level: LogLevel,
     leave_requested: Arc<AtomicBool>,
+    check_settings: checks::RunnerSettings,
 }
 
 impl Wiring {
@@ -370,6 +373,10 @@ impl Wiring {
             http_addrs: config.http_addrs(),
             log_level: config.log_level,
             leave_requested,
+            check_settings: checks::RunnerSettings {
+                deregister_min_ms: config.check_deregister_interval_min_ms,
+                reap_interval_ms: config.check_reap_interval_ms,
+            },
         }
     }
 }
@@ -426,7 +433,11 @@ async fn serve_http(
     });
     let checks = (index == 0).then(|| {
         let front = std::rc::Rc::clone(&front);
-        glommio::spawn_local(check_runner::run_checks(front, context.shutdown.clone()))
+        glommio::spawn_local(check_runner::run_checks(
+            front,
+            wiring.check_settings,
+            context.shutdown.clone(),
+        ))
     });
     let definitions = (index == 0).then(|| {
         let front = std::rc::Rc::clone(&front);

@@ -28,6 +28,17 @@ type Object = Map<String, Value>;
 
 /// Bytes of check output kept (Consul's default `check_output_max_size`).
 pub const CHECK_OUTPUT_BYTES_MAX: usize = 4096;
+/// The largest `OutputMaxSize` a check may ask for; larger ones are cut to it.
+pub const CHECK_OUTPUT_BYTES_CAP: usize = 64 * 1024;
+
+/// Bytes of output kept for a check: its `OutputMaxSize` (at most [`CHECK_OUTPUT_BYTES_CAP`]) or
+/// [`CHECK_OUTPUT_BYTES_MAX`].
+pub fn output_limit_bytes(d: &CheckDefinition) -> usize {
+    match d.output_max_size {
+        0 => CHECK_OUTPUT_BYTES_MAX,
+        n => (n as usize).min(CHECK_OUTPUT_BYTES_CAP),
+    }
+}
 /// Checks one service registration may carry.
 pub const SERVICE_CHECKS_MAX: usize = 64;
 
@@ -549,8 +560,8 @@ pub fn expire_command(state: &State, ctx: &Context, id: &str) -> Option<Command>
     ))
 }
 
-/// The command that records a run of check `id` (status and output, the output cut to
-/// [`CHECK_OUTPUT_BYTES_MAX`]); `None` when the check is gone or already says exactly that.
+/// The command that records a run of check `id` (status and output, the output cut to the check's
+/// [`output_limit_bytes`]); `None` when the check is gone or already says exactly that.
 pub fn check_result_command(
     state: &State,
     ctx: &Context,
@@ -559,7 +570,7 @@ pub fn check_result_command(
     output: &str,
 ) -> Option<Command> {
     let check = find_check(state, ctx, id)?;
-    let output = truncate(output, CHECK_OUTPUT_BYTES_MAX);
+    let output = truncate(output, output_limit_bytes(&check.definition));
     if check.status == status && check.output == output {
         return None;
     }

@@ -353,6 +353,20 @@ pub(super) fn build(
             ))
         })?,
     };
+    let check_ms = |key: &str, default_ms: u64| match tree.string(key) {
+        None => Ok(default_ms),
+        Some(text) => crate::api::duration::parse_duration_ms(text)
+            .map_err(|error| invalid(format!("{key}: invalid duration: {text:?}: {error}"))),
+    };
+    let check_deregister_interval_min_ms = check_ms(
+        "check_deregister_interval_min",
+        crate::agent::checks::DEREGISTER_MS_MIN_DEFAULT,
+    )?;
+    let check_reap_interval_ms = check_ms(
+        "check_reap_interval",
+        crate::agent::checks::REAP_INTERVAL_MS_DEFAULT,
+    )?
+    .max(1);
     let kv_max_value_size_bytes = at_least(
         tree,
         "limits.kv_max_value_size",
@@ -521,6 +535,8 @@ pub(super) fn build(
         pid_file,
         raft_multiplier,
         session_ttl_min_ms,
+        check_deregister_interval_min_ms,
+        check_reap_interval_ms,
         kv_max_value_size_bytes,
         txn_max_req_len_bytes,
         node_id,

@@ -416,6 +416,12 @@ pub struct AgentConfig {
     pub raft_multiplier: u32,
     /// `session_ttl_min`, in milliseconds.
     pub session_ttl_min_ms: u64,
+    /// `check_deregister_interval_min` (Consul's internal setting, 1 minute by default): the shortest
+    /// `deregister_critical_service_after` honoured, in milliseconds.
+    pub check_deregister_interval_min_ms: u64,
+    /// `check_reap_interval` (Consul's internal setting, 30 seconds by default): how often services
+    /// critical for too long are deregistered, in milliseconds.
+    pub check_reap_interval_ms: u64,
     /// `limits.kv_max_value_size`.
     pub kv_max_value_size_bytes: u64,
     /// `limits.txn_max_req_len`.
@@ -792,6 +798,8 @@ fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
         "pid_file" => pid_file,
         "raft_multiplier" => raft_multiplier,
         "session_ttl_min_ms" => session_ttl_min_ms,
+        "check_deregister_interval_min_ms" => check_deregister_interval_min_ms,
+        "check_reap_interval_ms" => check_reap_interval_ms,
         "kv_max_value_size_bytes" => kv_max_value_size_bytes,
         "txn_max_req_len_bytes" => txn_max_req_len_bytes,
         "node_id" => node_id,

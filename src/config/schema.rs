@@ -331,8 +331,8 @@ pub const TOP_LEVEL: &[Key] = &[
     // Values Consul sets itself (a user may still write them).
     ignored("ae_interval"),
     ignored("build_date"),
-    ignored("check_deregister_interval_min"),
-    ignored("check_reap_interval"),
+    used("check_deregister_interval_min", Kind::Str),
+    used("check_reap_interval", Kind::Str),
     ignored("consul"),
     ignored("license_poll_base_time"),
     ignored("license_poll_max_time"),
