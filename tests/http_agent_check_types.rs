@@ -129,7 +129,7 @@ trait ReadWrite: Read + Write {}
 impl<T: Read + Write> ReadWrite for T {}
 
 #[test]
-fn an_https_check_passes_only_with_tls_skip_verify() {
+fn https_and_tcp_tls_checks_pass_only_with_tls_skip_verify() {
     let a = Agent::dev("checkshttps", &[]);
     let stop = Arc::new(AtomicBool::new(false));
     let config = server_config(&[]);
@@ -153,6 +153,23 @@ fn an_https_check_passes_only_with_tls_skip_verify() {
     });
     put_empty(&a, "/v1/agent/check/register", &verify.to_string());
 
+    let tcp = serde_json::json!({
+        "Name": "tcp-tls", "TCP": format!("127.0.0.1:{port}"), "TCPUseTLS": true,
+        "TLSSkipVerify": true, "Interval": "1s"
+    });
+    put_empty(&a, "/v1/agent/check/register", &tcp.to_string());
+    let tcp_verify = serde_json::json!({
+        "Name": "tcp-tls-verify", "TCP": format!("127.0.0.1:{port}"), "TCPUseTLS": true,
+        "Interval": "1s", "Status": "passing"
+    });
+    put_empty(&a, "/v1/agent/check/register", &tcp_verify.to_string());
+
+    let check = wait_check(&a, "tcp-tls", "passing");
+    assert_eq!(
+        check["Output"],
+        format!("TCP+TLS connect 127.0.0.1:{port}: Success").as_str()
+    );
+    wait_check(&a, "tcp-tls-verify", "critical");
     let check = wait_check(&a, "https-skip", "passing");
     assert_eq!(
         check["Output"],

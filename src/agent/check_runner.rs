@@ -105,7 +105,7 @@ async fn pause(ms: u64, shutdown: &Shutdown) {
 pub async fn execute(spec: &Spec) -> (CheckStatus, String) {
     match &spec.probe {
         Probe::Http(probe) => http_check(probe, spec.timeout_ms, spec.output_max_bytes).await,
-        Probe::Tcp(address) => tcp_check(address, spec.timeout_ms).await,
+        Probe::Tcp(address, tls) => tcp_check(address, tls.as_ref(), spec.timeout_ms).await,
         Probe::Udp(address) => udp_check(address, spec.timeout_ms).await,
         Probe::Grpc(probe) => grpc_check(probe, spec.timeout_ms).await,
         Probe::Script(args) => {
@@ -275,15 +275,28 @@ async fn read_answer<S: AsyncRead + Unpin>(
     Ok(raw)
 }
 
-async fn tcp_check(address: &str, timeout_ms: u64) -> (CheckStatus, String) {
+/// A TCP check: a connect, and with `tcp_use_tls` a TLS handshake.
+async fn tcp_check(
+    address: &str,
+    tls: Option<&TlsOptions>,
+    timeout_ms: u64,
+) -> (CheckStatus, String) {
     let attempt = async {
         let addr = address_of(address).await?;
-        connect(addr, timeout_ms).await.map(drop)
+        let tcp = connect(addr, timeout_ms).await?;
+        if let Some(options) = tls {
+            let host = split_host_port(address, 0)?.0;
+            let config = tls_config(options, &[]).await?;
+            let name = check_tls::server_name(options, &host)?;
+            check_tls::handshake(tcp, config, name).await?;
+        }
+        Ok(())
     };
+    let kind = if tls.is_some() { "TCP+TLS" } else { "TCP" };
     match within(timeout_ms, attempt).await {
         Some(Ok(())) => (
             CheckStatus::Passing,
-            format!("TCP connect {address}: Success"),
+            format!("{kind} connect {address}: Success"),
         ),
         Some(Err(e)) => (CheckStatus::Critical, e),
         None => (

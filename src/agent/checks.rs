@@ -57,8 +57,8 @@ impl Default for RunnerSettings {
 pub enum Probe {
     /// An HTTP request.
     Http(HttpProbe),
-    /// A TCP connect to `host:port`.
-    Tcp(String),
+    /// A TCP connect to `host:port`, with a TLS handshake when `tcp_use_tls`.
+    Tcp(String, Option<TlsOptions>),
     /// A UDP datagram to `host:port`.
     Udp(String),
     /// A gRPC health v1 `Check` call.
@@ -142,7 +142,7 @@ pub fn spec(check: &HealthCheck) -> Option<Spec> {
     };
     let probe = match check.check_type.as_str() {
         "http" => Probe::Http(http_probe(d)),
-        "tcp" => Probe::Tcp(d.tcp.clone()),
+        "tcp" => Probe::Tcp(d.tcp.clone(), d.tcp_use_tls.then(|| tls.clone())),
         "udp" => Probe::Udp(d.udp.clone()),
         "grpc" => Probe::Grpc(grpc_probe(&d.grpc, d.grpc_use_tls, tls)),
         "script" => Probe::Script(d.script_args.clone()),
@@ -162,9 +162,16 @@ pub fn spec(check: &HealthCheck) -> Option<Spec> {
         Probe::Script(_) => SCRIPT_TIMEOUT_MS_DEFAULT,
         _ => TIMEOUT_MS_DEFAULT,
     };
-    let timeout_ms = duration_ms(&d.timeout)
-        .filter(|ms| *ms > 0)
-        .unwrap_or(timeout_default_ms);
+    let timeout_ms = duration_ms(&d.timeout).filter(|ms| *ms > 0);
+    let timeout_ms = match probe {
+        // Consul's HTTP and TCP rule: the timeout when shorter than the interval, else the interval
+        // when shorter than the default, else the default.
+        Probe::Http(_) | Probe::Tcp(..) => match timeout_ms {
+            Some(ms) if ms < interval_ms => ms,
+            _ => interval_ms.min(timeout_default_ms),
+        },
+        _ => timeout_ms.unwrap_or(timeout_default_ms),
+    };
     Some(Spec {
         probe,
         interval_ms,
@@ -711,8 +718,14 @@ mod tests {
         let s = spec(&check).expect("runnable");
         assert_eq!(
             (s.interval_ms, s.timeout_ms),
-            (INTERVAL_MS_MIN, TIMEOUT_MS_DEFAULT)
+            (INTERVAL_MS_MIN, INTERVAL_MS_MIN)
         );
+        let mut long = http_check("h", "http://127.0.0.1:80/x", "1m");
+        assert_eq!(spec(&long).map(|s| s.timeout_ms), Some(TIMEOUT_MS_DEFAULT));
+        long.definition.timeout = "2s".to_string();
+        assert_eq!(spec(&long).map(|s| s.timeout_ms), Some(2_000));
+        long.definition.interval = "1s".to_string();
+        assert_eq!(spec(&long).map(|s| s.timeout_ms), Some(1_000));
         let Probe::Http(probe) = &s.probe else {
             panic!("not http");
         };
