@@ -481,3 +481,40 @@ fn bad_check_definitions_get_consuls_errors() {
     let r = a.call("GET", "/v1/agent/checks", b"");
     assert!(r.json().get("x").is_none(), "{}", r.text());
 }
+
+#[test]
+fn redirects_are_followed_unless_disabled() {
+    let a = Agent::dev("checksredirect", &[]);
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = accept_loop(Arc::clone(&stop), |mut tcp| {
+        let mut head = Vec::new();
+        let mut byte = [0u8; 1];
+        while !head.ends_with(b"\r\n\r\n") && tcp.read(&mut byte).unwrap_or(0) == 1 {
+            head.push(byte[0]);
+        }
+        let response: &[u8] = if head.starts_with(b"GET /old ") {
+            b"HTTP/1.1 302 Found\r\nLocation: /new\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+        } else {
+            b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\nConnection: close\r\n\r\nnew"
+        };
+        let _ = tcp.write_all(response);
+    });
+    let url = format!("http://127.0.0.1:{port}/old");
+    let follow = serde_json::json!({"Name": "follow", "HTTP": url, "Interval": "1s"});
+    put_empty(&a, "/v1/agent/check/register", &follow.to_string());
+    let stay = serde_json::json!({
+        "Name": "stay", "HTTP": url, "Interval": "1s", "DisableRedirects": true, "Status": "passing"
+    });
+    put_empty(&a, "/v1/agent/check/register", &stay.to_string());
+    let check = wait_check(&a, "follow", "passing");
+    assert_eq!(
+        check["Output"],
+        format!("HTTP GET {url}: 200 OK Output: new").as_str()
+    );
+    let check = wait_check(&a, "stay", "critical");
+    assert!(
+        check["Output"].as_str().unwrap_or("").contains("302 Found"),
+        "{check}"
+    );
+    stop.store(true, Ordering::Release);
+}

@@ -9,10 +9,10 @@
 use super::check_grpc;
 use super::check_tls;
 use super::checks::{
-    alias_status, http_output, http_status, parse_answer, parse_http_url, resolve, script_status,
-    split_host_port, AliasProbe, AliasView, CriticalTracker, GrpcProbe, HttpAnswer, HttpProbe,
-    HttpTarget, Probe, Run, RunnerSettings, Schedule, Spec, TlsOptions, RESPONSE_HEAD_BYTES_MAX,
-    RUNS_CONCURRENT_MAX, SCRIPT_RUNS_CONCURRENT_MAX, TICK_MS,
+    alias_status, http_output, http_status, parse_answer, parse_http_url, redirect, resolve,
+    script_status, split_host_port, AliasProbe, AliasView, CriticalTracker, GrpcProbe, HttpAnswer,
+    HttpProbe, HttpTarget, Probe, Run, RunnerSettings, Schedule, Spec, TlsOptions, REDIRECTS_MAX,
+    RESPONSE_HEAD_BYTES_MAX, RUNS_CONCURRENT_MAX, SCRIPT_RUNS_CONCURRENT_MAX, TICK_MS,
 };
 use super::http::FrontEnd;
 use crate::fsm::{CheckStatus, HealthCheck};
@@ -200,7 +200,7 @@ async fn http_check(
         Ok(target) => target,
         Err(e) => return fail(e),
     };
-    let exchange = http_exchange(probe, &target, timeout_ms, output_max_bytes);
+    let exchange = http_follow(probe, target, timeout_ms, output_max_bytes);
     match within(timeout_ms, exchange).await {
         None => fail(format!("timed out after {}", go_duration(timeout_ms))),
         Some(Err(e)) => fail(e),
@@ -209,6 +209,31 @@ async fn http_check(
             http_output(probe, &answer, output_max_bytes),
         ),
     }
+}
+
+/// One request, and the requests its redirects lead to (at most [`REDIRECTS_MAX`]) unless the check
+/// disables them.
+async fn http_follow(
+    probe: &HttpProbe,
+    target: HttpTarget,
+    timeout_ms: u64,
+    output_max_bytes: usize,
+) -> Result<HttpAnswer, String> {
+    let mut current = probe.clone();
+    let mut target = target;
+    for _ in 0..=REDIRECTS_MAX {
+        let answer = http_exchange(&current, &target, timeout_ms, output_max_bytes).await?;
+        let next = probe
+            .follow_redirects
+            .then(|| redirect(&current, &current.url, &answer))
+            .flatten();
+        let Some(next) = next else {
+            return Ok(answer);
+        };
+        target = parse_http_url(&next.url)?;
+        current = next;
+    }
+    Err(format!("stopped after {REDIRECTS_MAX} redirects"))
 }
 
 async fn http_exchange(

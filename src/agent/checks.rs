@@ -115,6 +115,8 @@ pub struct HttpProbe {
     pub body: String,
     /// Verification for an `https://` URL.
     pub tls: TlsOptions,
+    /// Follow redirects (unless `disable_redirects`).
+    pub follow_redirects: bool,
 }
 
 /// One check as the runner runs it.
@@ -212,6 +214,7 @@ fn http_probe(d: &CheckDefinition) -> HttpProbe {
             server_name: d.tls_server_name.clone(),
             skip_verify: d.tls_skip_verify,
         },
+        follow_redirects: !d.disable_redirects,
     }
 }
 
@@ -333,6 +336,8 @@ pub struct HttpAnswer {
     pub status: String,
     /// The body read (possibly cut at the check's read limit).
     pub body: Vec<u8>,
+    /// The `Location` header, when present.
+    pub location: Option<String>,
 }
 
 /// Parses the bytes of an answer; `None` before a complete head.
@@ -342,18 +347,74 @@ pub fn parse_answer(raw: &[u8]) -> Option<HttpAnswer> {
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split_once(' ')?.1.trim().to_string();
     let code = status.get(..3)?.parse().ok()?;
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(n, v)| {
-            n.trim().eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")
-        })
-    });
+    let mut chunked = false;
+    let mut location = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("location") {
+            location = Some(value.trim().to_string());
+        }
+    }
     let body = &raw[end + 4..];
     let body = if chunked {
         dechunk(body)
     } else {
         body.to_vec()
     };
-    Some(HttpAnswer { code, status, body })
+    Some(HttpAnswer {
+        code,
+        status,
+        body,
+        location,
+    })
+}
+
+/// Redirects an HTTP check follows before it fails (Go's client default).
+pub const REDIRECTS_MAX: usize = 10;
+
+/// The request a redirect answer leads to, by Go's client rules: 301, 302 and 303 turn the method into
+/// `GET` (a `HEAD` stays) and drop the body, 307 and 308 keep both; the `Location` is resolved against
+/// `url`. `None` when `answer` is not a redirect with a usable `Location`.
+pub fn redirect(probe: &HttpProbe, url: &str, answer: &HttpAnswer) -> Option<HttpProbe> {
+    let location = answer.location.as_deref().filter(|l| !l.is_empty())?;
+    let (method, body) = match answer.code {
+        301..=303 if probe.method == "HEAD" => (probe.method.clone(), String::new()),
+        301..=303 => ("GET".to_string(), String::new()),
+        307 | 308 => (probe.method.clone(), probe.body.clone()),
+        _ => return None,
+    };
+    let next = resolve_location(url, location)?;
+    Some(HttpProbe {
+        url: next,
+        method,
+        body,
+        ..probe.clone()
+    })
+}
+
+/// `location` as an absolute URL, relative to `base`.
+fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_string());
+    }
+    let target = parse_http_url(base).ok()?;
+    let scheme = if target.tls { "https" } else { "http" };
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{rest}"));
+    }
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let path = target.path.split('?').next().unwrap_or("/");
+        let dir = &path[..path.rfind('/').map_or(0, |at| at + 1)];
+        format!("{dir}{location}")
+    };
+    Some(format!("{scheme}://{}{path}", target.authority))
 }
 
 /// Whether `raw` holds a whole answer by its `Content-Length` (without one, the answer ends at EOF).
@@ -786,6 +847,7 @@ mod tests {
             headers: vec![("X-A".to_string(), "b".to_string())],
             body: "hi".to_string(),
             tls: TlsOptions::default(),
+            follow_redirects: true,
         };
         let target = parse_http_url(&probe.url).expect("url");
         let text = String::from_utf8(request_bytes(&probe, &target)).expect("utf8");
@@ -1057,5 +1119,42 @@ mod tests {
         tracker.observe(&[healthy], 12_000, 0);
         assert!(tracker.observe(&[a.clone()], 12_500, 0).is_empty());
         assert_eq!(tracker.observe(&[a], 13_501, 0), vec!["web".to_string()]);
+    }
+
+    #[test]
+    fn redirects_follow_gos_rules() {
+        let probe = HttpProbe {
+            url: "http://h:1/a/b?q".to_string(),
+            method: "POST".to_string(),
+            headers: Vec::new(),
+            body: "x".to_string(),
+            tls: TlsOptions::default(),
+            follow_redirects: true,
+        };
+        let answer = |code: u16, location: &str| HttpAnswer {
+            code,
+            status: code.to_string(),
+            body: Vec::new(),
+            location: Some(location.to_string()),
+        };
+        let next = redirect(&probe, &probe.url, &answer(302, "c")).expect("redirect");
+        assert_eq!(
+            (next.url.as_str(), next.method.as_str(), next.body.as_str()),
+            ("http://h:1/a/c", "GET", "")
+        );
+        let next = redirect(&probe, &probe.url, &answer(307, "/z")).expect("redirect");
+        assert_eq!(
+            (next.url.as_str(), next.method.as_str(), next.body.as_str()),
+            ("http://h:1/z", "POST", "x")
+        );
+        let next = redirect(&probe, &probe.url, &answer(301, "https://o/p")).expect("redirect");
+        assert_eq!(next.url, "https://o/p");
+        let next = redirect(&probe, &probe.url, &answer(308, "//o:2/p")).expect("redirect");
+        assert_eq!(next.url, "http://o:2/p");
+        assert!(redirect(&probe, &probe.url, &answer(200, "/x")).is_none());
+        assert!(redirect(&probe, &probe.url, &answer(302, "")).is_none());
+        let raw = b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n";
+        let parsed = parse_answer(raw).expect("answer");
+        assert_eq!(parsed.location.as_deref(), Some("/next"));
     }
 }
