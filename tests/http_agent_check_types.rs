@@ -473,6 +473,14 @@ fn bad_check_definitions_get_consuls_errors() {
             r#"{"Name":"x","UDP":"127.0.0.1:1","Interval":"1s","TTL":"1s"}"#,
             "Invalid check: Interval and TTL cannot both be specified",
         ),
+        (
+            r#"{"Name":"x","AliasService":"web","TTL":"10s"}"#,
+            "Invalid check: TTL must be not be set for Alias checks",
+        ),
+        (
+            r#"{"Name":"x","TCP":"127.0.0.1:1","Interval":"1s","FailuresBeforeWarning":3,"FailuresBeforeCritical":2}"#,
+            "Invalid check: FailuresBeforeWarning can't be higher than FailuresBeforeCritical",
+        ),
     ];
     for (body, text) in cases {
         let r = a.call("PUT", "/v1/agent/check/register", body.as_bytes());

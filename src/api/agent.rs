@@ -314,10 +314,13 @@ fn check_type(d: &CheckDefinition) -> &'static str {
         .map_or("", |(_, name)| name)
 }
 
-/// Consul's `CheckType.Validate` rules on TTL and interval.
+/// Consul's `CheckType.Validate` rules (interval, TTL, alias, thresholds), in its order.
 fn validate(d: &CheckDefinition) -> Result<(), &'static str> {
-    let kind = check_type(d);
-    let interval_check = !matches!(kind, "ttl" | "alias" | "");
+    let interval_check = [&d.http, &d.tcp, &d.udp, &d.grpc, &d.h2ping, &d.os_service]
+        .iter()
+        .any(|field| !field.is_empty())
+        || !d.script_args.is_empty();
+    let alias = !d.alias_node.is_empty() || !d.alias_service.is_empty();
     let (ttl, interval) = (!d.ttl.is_empty(), !d.interval.is_empty());
     if ttl && interval {
         return Err("Interval and TTL cannot both be specified");
@@ -325,8 +328,17 @@ fn validate(d: &CheckDefinition) -> Result<(), &'static str> {
     if interval_check && !interval {
         return Err("Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks");
     }
-    if kind.is_empty() && !ttl {
+    if interval_check && alias {
+        return Err("Interval cannot be set for Alias checks");
+    }
+    if alias && ttl {
+        return Err("TTL must be not be set for Alias checks");
+    }
+    if !interval_check && !alias && !ttl {
         return Err("TTL must be > 0 for TTL checks");
+    }
+    if d.failures_before_warning > d.failures_before_critical {
+        return Err("FailuresBeforeWarning can't be higher than FailuresBeforeCritical");
     }
     Ok(())
 }
