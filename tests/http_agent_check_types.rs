@@ -526,3 +526,25 @@ fn redirects_are_followed_unless_disabled() {
     );
     stop.store(true, Ordering::Release);
 }
+
+#[test]
+fn output_is_cut_to_the_check_or_agent_limit() {
+    let a = Agent::dev("checksoutput", &["-hcl=check_output_max_size = 30"]);
+    let code = Arc::new(AtomicU16::new(200));
+    let served = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let port = counting_http(code, served, Arc::clone(&stop));
+    let url = format!("http://127.0.0.1:{port}/");
+    let agent_limit = serde_json::json!({"Name": "agent-limit", "HTTP": url, "Interval": "1s"});
+    put_empty(&a, "/v1/agent/check/register", &agent_limit.to_string());
+    let own_limit = serde_json::json!({
+        "Name": "own-limit", "HTTP": url, "Interval": "1s", "OutputMaxSize": 12
+    });
+    put_empty(&a, "/v1/agent/check/register", &own_limit.to_string());
+    let full = format!("HTTP GET {url}: 200 OK Output: status 200");
+    let check = wait_check(&a, "agent-limit", "passing");
+    assert_eq!(check["Output"], &full[..30]);
+    let check = wait_check(&a, "own-limit", "passing");
+    assert_eq!(check["Output"], &full[..12]);
+    stop.store(true, Ordering::Release);
+}

@@ -41,7 +41,7 @@ pub const UDP_REPLY_BYTES_MAX: usize = 2048;
 
 /// Runs this agent's checks until `shutdown`.
 pub async fn run_checks(front: Rc<FrontEnd>, settings: RunnerSettings, shutdown: Shutdown) {
-    let schedule = Rc::new(RefCell::new(Schedule::default()));
+    let schedule = Rc::new(RefCell::new(Schedule::new(settings.output_max_bytes)));
     let mut critical = CriticalTracker::default();
     let mut seen_index = None;
     let mut reaped_ms = front.now_ms();

@@ -5,7 +5,7 @@
 //! ([`CriticalTracker`]). The IO lives in [`super::check_runner`], [`super::check_tls`] and
 //! [`super::check_grpc`].
 
-use crate::api::agent::{output_limit_bytes, truncate};
+use crate::api::agent::{output_limit_bytes, truncate, CHECK_OUTPUT_BYTES_MAX};
 use crate::api::duration::parse_go_duration;
 use crate::fsm::{CheckDefinition, CheckStatus, HealthCheck};
 use std::collections::BTreeMap;
@@ -41,6 +41,8 @@ pub struct RunnerSettings {
     pub deregister_min_ms: u64,
     /// How often services whose check stayed critical too long are deregistered.
     pub reap_interval_ms: u64,
+    /// Bytes of output kept for a check that names no `OutputMaxSize` (`check_output_max_size`).
+    pub output_max_bytes: usize,
 }
 
 impl Default for RunnerSettings {
@@ -48,6 +50,7 @@ impl Default for RunnerSettings {
         RunnerSettings {
             deregister_min_ms: DEREGISTER_MS_MIN_DEFAULT,
             reap_interval_ms: REAP_INTERVAL_MS_DEFAULT,
+            output_max_bytes: CHECK_OUTPUT_BYTES_MAX,
         }
     }
 }
@@ -540,9 +543,16 @@ impl Counters {
 }
 
 /// The checks the runner runs and when each is due next (milliseconds on the agent's monotonic clock).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Schedule {
     entries: BTreeMap<String, Entry>,
+    output_max_bytes_default: usize,
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule::new(CHECK_OUTPUT_BYTES_MAX)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -566,6 +576,14 @@ pub struct Run {
 }
 
 impl Schedule {
+    /// An empty schedule whose checks without an `OutputMaxSize` keep `output_max_bytes_default` bytes.
+    pub fn new(output_max_bytes_default: usize) -> Schedule {
+        Schedule {
+            entries: BTreeMap::new(),
+            output_max_bytes_default,
+        }
+    }
+
     /// Reconciles with this node's checks: starts new ones (due at `now_ms`), restarts changed ones (their
     /// counters from zero), drops gone ones; at most [`CHECKS_MAX`]. Returns how many runnable checks were
     /// left out.
@@ -573,6 +591,12 @@ impl Schedule {
         let runnable: BTreeMap<&str, (&HealthCheck, Spec)> = checks
             .iter()
             .filter_map(|c| Some((c.check_id.as_str(), (*c, spec(c)?))))
+            .map(|(id, (check, mut spec))| {
+                if check.definition.output_max_size == 0 {
+                    spec.output_max_bytes = self.output_max_bytes_default;
+                }
+                (id, (check, spec))
+            })
             .collect();
         self.entries.retain(|id, e| {
             runnable
@@ -971,6 +995,10 @@ mod tests {
         check.definition = other;
         schedule.sync(&[&check], 2_000);
         assert_eq!(schedule.counters("a"), Some(Counters::default()));
+        // The agent's default output limit applies when the check names none.
+        let mut schedule = Schedule::new(100);
+        schedule.sync(&[&check], 0);
+        assert_eq!(schedule.take_due(0, 4, 1)[0].spec.output_max_bytes, 100);
     }
 
     #[test]

@@ -376,6 +376,7 @@ impl Wiring {
             check_settings: checks::RunnerSettings {
                 deregister_min_ms: config.check_deregister_interval_min_ms,
                 reap_interval_ms: config.check_reap_interval_ms,
+                output_max_bytes: config.check_output_max_size_bytes as usize,
             },
         }
     }

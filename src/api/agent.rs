@@ -573,7 +573,7 @@ pub fn expire_command(state: &State, ctx: &Context, id: &str) -> Option<Command>
 }
 
 /// The command that records a run of check `id` (status and output, the output cut to the check's
-/// [`output_limit_bytes`]); `None` when the check is gone or already says exactly that.
+/// [`output_limit_bytes`], or [`CHECK_OUTPUT_BYTES_CAP`] when it names none); `None` when the check is gone or already says exactly that.
 pub fn check_result_command(
     state: &State,
     ctx: &Context,
@@ -582,7 +582,12 @@ pub fn check_result_command(
     output: &str,
 ) -> Option<Command> {
     let check = find_check(state, ctx, id)?;
-    let output = truncate(output, output_limit_bytes(&check.definition));
+    // The runner cuts output to the agent's `check_output_max_size` when the check names no limit.
+    let limit = match check.definition.output_max_size {
+        0 => CHECK_OUTPUT_BYTES_CAP,
+        _ => output_limit_bytes(&check.definition),
+    };
+    let output = truncate(output, limit);
     if check.status == status && check.output == output {
         return None;
     }
@@ -708,14 +713,31 @@ mod tests {
         let state = fsm.state();
         let same = check_result_command(&state, &c, "h", CheckStatus::Critical, "");
         assert!(same.is_none());
-        let long = "x".repeat(CHECK_OUTPUT_BYTES_MAX + 10);
+        // Without an `OutputMaxSize` the runner has already cut the output (to the agent's limit); the
+        // command only bounds it.
+        let long = "x".repeat(CHECK_OUTPUT_BYTES_CAP + 10);
         let Some(Command::CatalogRegister { request, .. }) =
             check_result_command(&state, &c, "h", CheckStatus::Passing, &long)
         else {
             panic!("no command");
         };
         assert_eq!(request.checks[0].status, CheckStatus::Passing);
-        assert_eq!(request.checks[0].output.len(), CHECK_OUTPUT_BYTES_MAX);
+        assert_eq!(request.checks[0].output.len(), CHECK_OUTPUT_BYTES_CAP);
+        // With one, the check's own limit holds.
+        let limited = op(
+            "/v1/agent/check/register",
+            r#"{"Name":"l","HTTP":"http://127.0.0.1:1/","Interval":"1s","OutputMaxSize":10}"#,
+        );
+        for command in &limited.effects(&state, &c).expect("register").commands {
+            fsm.apply(2, command);
+        }
+        let state = fsm.state();
+        let Some(Command::CatalogRegister { request, .. }) =
+            check_result_command(&state, &c, "l", CheckStatus::Passing, &long)
+        else {
+            panic!("no command");
+        };
+        assert_eq!(request.checks[0].output, "x".repeat(10));
         assert!(check_result_command(&state, &c, "gone", CheckStatus::Passing, "").is_none());
     }
 

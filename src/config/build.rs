@@ -367,6 +367,13 @@ pub(super) fn build(
         crate::agent::checks::REAP_INTERVAL_MS_DEFAULT,
     )?
     .max(1);
+    let check_output_max_size_bytes = at_least(
+        tree,
+        "check_output_max_size",
+        crate::api::agent::CHECK_OUTPUT_BYTES_MAX as u64,
+        1,
+    )?
+    .min(crate::api::agent::CHECK_OUTPUT_BYTES_CAP as u64);
     let kv_max_value_size_bytes = at_least(
         tree,
         "limits.kv_max_value_size",
@@ -537,6 +544,7 @@ pub(super) fn build(
         session_ttl_min_ms,
         check_deregister_interval_min_ms,
         check_reap_interval_ms,
+        check_output_max_size_bytes,
         kv_max_value_size_bytes,
         txn_max_req_len_bytes,
         node_id,

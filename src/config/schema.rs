@@ -247,7 +247,7 @@ pub const TOP_LEVEL: &[Key] = &[
     ignored("ca_path"),
     ignored("cache"),
     ignored("cert_file"),
-    ignored("check_output_max_size"),
+    used("check_output_max_size", Kind::Int),
     ignored("check_update_interval"),
     ignored("cloud"),
     ignored("config_entries"),
