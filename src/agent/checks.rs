@@ -1,20 +1,11 @@
-//! The agent's check runner: HTTP, TCP and script checks of this agent's node, each run every interval
-//! with its timeout. A run whose status or output differs updates the agent's local state, and
-//! anti-entropy syncs it to the catalog at once (`FrontEnd::record_check`), the path a TTL expiry takes.
-//!
-//! Which checks run: the runner watches the agent's local state. Whenever its revision moves it reads
-//! the agent's checks and reconciles its [`Schedule`]: new checks start (first run at once), removed ones
-//! stop, a changed definition restarts its check; so checks registered by any agent route, a config file
-//! or a restart that restores the local state run, and a deregistration stops them, with no hook in the routes.
-//!
-//! Where: one task on shard 0 (next to the TTL timers). HTTP and TCP probes are glommio IO on that shard;
-//! a script runs on its own thread (never on the shard), polled by the shard until it exits or its
-//! timeout kills its process group. Bounds: [`CHECKS_MAX`] checks, [`RUNS_CONCURRENT_MAX`] runs at once,
-//! [`SCRIPT_RUNS_CONCURRENT_MAX`] of them scripts, [`RESPONSE_BYTES_MAX`] read per HTTP answer and
-//! [`CHECK_OUTPUT_BYTES_MAX`] of output kept. HTTPS is not supported yet: such a check is critical with an
-//! output saying so.
+//! What the agent's check runner runs, as pure code: each check's [`Spec`] (probe, interval, timeout,
+//! output limit, thresholds), HTTP/1.1 request and answer bytes, Consul's status mappings, the
+//! [`Schedule`] of due runs with each check's success/failure counters ([`Thresholds`]), the alias
+//! aggregation ([`alias_status`]) and the tracking behind `deregister_critical_service_after`
+//! ([`CriticalTracker`]). The IO lives in [`super::check_runner`], [`super::check_tls`] and
+//! [`super::check_grpc`].
 
-use crate::api::agent::{truncate, CHECK_OUTPUT_BYTES_MAX};
+use crate::api::agent::{output_limit_bytes, truncate, CHECK_OUTPUT_BYTES_MAX};
 use crate::api::duration::parse_go_duration;
 use crate::fsm::{CheckDefinition, CheckStatus, HealthCheck};
 use std::collections::BTreeMap;
@@ -26,24 +17,92 @@ pub const CHECKS_MAX: usize = 1024;
 pub const RUNS_CONCURRENT_MAX: usize = 32;
 /// Script runs in flight at once (each holds a thread).
 pub const SCRIPT_RUNS_CONCURRENT_MAX: usize = 4;
-/// Bytes read of one HTTP answer (head and body).
-pub const RESPONSE_BYTES_MAX: usize = 16 * 1024;
-/// A run's timeout when the check names none (Consul's default).
+/// Bytes read of an HTTP answer's head, on top of the check's output limit for the body.
+pub const RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
+/// A run's timeout when the check names none (Consul's default for HTTP, TCP, UDP and gRPC).
 pub const TIMEOUT_MS_DEFAULT: u64 = 10_000;
+/// A script run's timeout when the check names none (Consul's default).
+pub const SCRIPT_TIMEOUT_MS_DEFAULT: u64 = 30_000;
 /// The shortest interval (Consul's `MinInterval`): shorter ones are raised to it.
 pub const INTERVAL_MS_MIN: u64 = 1_000;
+/// How often an alias check looks at the aliased node or service in the published catalog.
+pub const ALIAS_INTERVAL_MS: u64 = 200;
 /// How often the runner looks for due checks and catalog changes.
 pub const TICK_MS: u64 = 100;
+/// Consul's `check_deregister_interval_min`: the shortest `deregister_critical_service_after` honoured.
+pub const DEREGISTER_MS_MIN_DEFAULT: u64 = 60_000;
+/// Consul's `check_reap_interval`: how often services critical for too long are deregistered.
+pub const REAP_INTERVAL_MS_DEFAULT: u64 = 30_000;
+
+/// The runner's agent-wide settings.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RunnerSettings {
+    /// The shortest `deregister_critical_service_after` honoured (shorter ones are raised to it).
+    pub deregister_min_ms: u64,
+    /// How often services whose check stayed critical too long are deregistered.
+    pub reap_interval_ms: u64,
+    /// Bytes of output kept for a check that names no `OutputMaxSize` (`check_output_max_size`).
+    pub output_max_bytes: usize,
+}
+
+impl Default for RunnerSettings {
+    fn default() -> RunnerSettings {
+        RunnerSettings {
+            deregister_min_ms: DEREGISTER_MS_MIN_DEFAULT,
+            reap_interval_ms: REAP_INTERVAL_MS_DEFAULT,
+            output_max_bytes: CHECK_OUTPUT_BYTES_MAX,
+        }
+    }
+}
 
 /// How one check probes.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Probe {
     /// An HTTP request.
     Http(HttpProbe),
-    /// A TCP connect to `host:port`.
-    Tcp(String),
+    /// A TCP connect to `host:port`, with a TLS handshake when `tcp_use_tls`.
+    Tcp(String, Option<TlsOptions>),
+    /// A UDP datagram to `host:port`.
+    Udp(String),
+    /// A gRPC health v1 `Check` call.
+    Grpc(GrpcProbe),
     /// A process: program and arguments.
     Script(Vec<String>),
+    /// The worst status of another node's or service's checks in the published catalog.
+    Alias(AliasProbe),
+}
+
+/// How a TLS connection of a check verifies its server.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct TlsOptions {
+    /// The name to verify and send as SNI (empty: the target's host).
+    pub server_name: String,
+    /// Accept any certificate (`tls_skip_verify`).
+    pub skip_verify: bool,
+}
+
+/// A gRPC check's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GrpcProbe {
+    /// The `grpc` field as registered.
+    pub target: String,
+    /// `host:port`.
+    pub address: String,
+    /// The service asked about (empty: the whole server).
+    pub service: String,
+    /// Over TLS (ALPN `h2`) rather than h2c.
+    pub use_tls: bool,
+    /// Verification when over TLS.
+    pub tls: TlsOptions,
+}
+
+/// An alias check's target.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AliasProbe {
+    /// The node (empty: this agent's).
+    pub node: String,
+    /// The service ID on that node (empty: the node itself).
+    pub service: String,
 }
 
 /// An HTTP check's request.
@@ -57,6 +116,10 @@ pub struct HttpProbe {
     pub headers: Vec<(String, String)>,
     /// The request body.
     pub body: String,
+    /// Verification for an `https://` URL.
+    pub tls: TlsOptions,
+    /// Follow redirects (unless `disable_redirects`).
+    pub follow_redirects: bool,
 }
 
 /// One check as the runner runs it.
@@ -68,27 +131,71 @@ pub struct Spec {
     pub interval_ms: u64,
     /// Time one run may take.
     pub timeout_ms: u64,
+    /// Bytes of output kept (`output_max_size`, Consul's 4 KiB by default).
+    pub output_max_bytes: usize,
+    /// When a run's result changes the check's status.
+    pub thresholds: Thresholds,
 }
 
-/// The runner's plan for `check`; `None` when this agent does not run it (TTL, alias, other kinds, no
+/// The runner's plan for `check`; `None` when this agent does not run it (TTL, other kinds, no
 /// interval).
 pub fn spec(check: &HealthCheck) -> Option<Spec> {
     let d = &check.definition;
+    let tls = TlsOptions {
+        server_name: d.tls_server_name.clone(),
+        skip_verify: d.tls_skip_verify,
+    };
     let probe = match check.check_type.as_str() {
         "http" => Probe::Http(http_probe(d)),
-        "tcp" => Probe::Tcp(d.tcp.clone()),
+        "tcp" => Probe::Tcp(d.tcp.clone(), d.tcp_use_tls.then(|| tls.clone())),
+        "udp" => Probe::Udp(d.udp.clone()),
+        "grpc" => Probe::Grpc(grpc_probe(&d.grpc, d.grpc_use_tls, tls)),
         "script" => Probe::Script(d.script_args.clone()),
+        "alias" => Probe::Alias(AliasProbe {
+            node: d.alias_node.clone(),
+            service: d.alias_service.clone(),
+        }),
         _ => return None,
     };
-    let interval_ms = duration_ms(&d.interval).filter(|ms| *ms > 0)?;
-    let timeout_ms = duration_ms(&d.timeout)
-        .filter(|ms| *ms > 0)
-        .unwrap_or(TIMEOUT_MS_DEFAULT);
+    let interval_ms = match probe {
+        Probe::Alias(_) => ALIAS_INTERVAL_MS,
+        _ => duration_ms(&d.interval)
+            .filter(|ms| *ms > 0)?
+            .max(INTERVAL_MS_MIN),
+    };
+    let timeout_default_ms = match probe {
+        Probe::Script(_) => SCRIPT_TIMEOUT_MS_DEFAULT,
+        _ => TIMEOUT_MS_DEFAULT,
+    };
+    let timeout_ms = duration_ms(&d.timeout).filter(|ms| *ms > 0);
+    let timeout_ms = match probe {
+        // Consul's HTTP and TCP rule: the timeout when shorter than the interval, else the interval
+        // when shorter than the default, else the default.
+        Probe::Http(_) | Probe::Tcp(..) => match timeout_ms {
+            Some(ms) if ms < interval_ms => ms,
+            _ => interval_ms.min(timeout_default_ms),
+        },
+        _ => timeout_ms.unwrap_or(timeout_default_ms),
+    };
     Some(Spec {
         probe,
-        interval_ms: interval_ms.max(INTERVAL_MS_MIN),
+        interval_ms,
         timeout_ms,
+        output_max_bytes: output_limit_bytes(d),
+        thresholds: Thresholds::of(d),
     })
+}
+
+/// Splits a `grpc` field, `host:port[/service]`.
+pub fn grpc_probe(target: &str, use_tls: bool, tls: TlsOptions) -> GrpcProbe {
+    let (address, service) = target.split_once('/').unwrap_or((target, ""));
+    GrpcProbe {
+        target: target.to_string(),
+        address: address.to_string(),
+        service: service.to_string(),
+        use_tls,
+        tls,
+    }
 }
 
 fn http_probe(d: &CheckDefinition) -> HttpProbe {
@@ -106,43 +213,52 @@ fn http_probe(d: &CheckDefinition) -> HttpProbe {
         },
         headers,
         body: d.body.clone(),
+        tls: TlsOptions {
+            server_name: d.tls_server_name.clone(),
+            skip_verify: d.tls_skip_verify,
+        },
+        follow_redirects: !d.disable_redirects,
     }
 }
 
-fn duration_ms(text: &str) -> Option<u64> {
+/// A Go duration as whole milliseconds (rounded up); `None` when unset or malformed.
+pub fn duration_ms(text: &str) -> Option<u64> {
     let ns = parse_go_duration(text).ok()?;
     u64::try_from(ns).ok().map(|ns| ns.div_ceil(1_000_000))
 }
 
-/// Where an `http://` URL points: authority (for `Host`), host, port and path with query.
+/// Where an `http://` or `https://` URL points: scheme, authority (for `Host`), host, port and path with
+/// query.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct HttpTarget {
+    /// Whether the scheme is `https`.
+    pub tls: bool,
     /// `host[:port]` as written.
     pub authority: String,
     /// The host (brackets of an IPv6 literal removed).
     pub host: String,
-    /// The port (80 when absent).
+    /// The port (80, or 443 for `https`, when absent).
     pub port: u16,
     /// Path and query (`/` when absent).
     pub path: String,
 }
 
-/// Parses an `http://` URL; an `https://` URL or anything else is an error a user can read.
+/// Parses an `http://` or `https://` URL; anything else is an error a user can read.
 pub fn parse_http_url(url: &str) -> Result<HttpTarget, String> {
-    if url.starts_with("https://") {
-        return Err("HTTPS checks are not supported yet by this agent".to_string());
-    }
-    let rest = url
-        .strip_prefix("http://")
-        .ok_or_else(|| format!("unsupported URL {url:?}: only http:// is supported"))?;
+    let (tls, rest) = match (url.strip_prefix("http://"), url.strip_prefix("https://")) {
+        (Some(rest), _) => (false, rest),
+        (_, Some(rest)) => (true, rest),
+        _ => return Err(format!("unsupported protocol scheme in {url:?}")),
+    };
     let (authority, path) = match rest.find(['/', '?']) {
         Some(at) if rest[at..].starts_with('?') => (&rest[..at], format!("/{}", &rest[at..])),
         Some(at) => (&rest[..at], rest[at..].to_string()),
         None => (rest, "/".to_string()),
     };
     let path = path.split('#').next().unwrap_or("/").to_string();
-    let (host, port) = split_host_port(authority, 80)?;
+    let (host, port) = split_host_port(authority, if tls { 443 } else { 80 })?;
     Ok(HttpTarget {
+        tls,
         authority: authority.to_string(),
         host,
         port,
@@ -221,8 +337,10 @@ pub struct HttpAnswer {
     pub code: u16,
     /// `200 OK`: code and reason phrase.
     pub status: String,
-    /// The body read (possibly cut at [`RESPONSE_BYTES_MAX`]).
+    /// The body read (possibly cut at the check's read limit).
     pub body: Vec<u8>,
+    /// The `Location` header, when present.
+    pub location: Option<String>,
 }
 
 /// Parses the bytes of an answer; `None` before a complete head.
@@ -232,18 +350,74 @@ pub fn parse_answer(raw: &[u8]) -> Option<HttpAnswer> {
     let mut lines = head.split("\r\n");
     let status = lines.next()?.split_once(' ')?.1.trim().to_string();
     let code = status.get(..3)?.parse().ok()?;
-    let chunked = lines.any(|line| {
-        line.split_once(':').is_some_and(|(n, v)| {
-            n.trim().eq_ignore_ascii_case("transfer-encoding") && v.contains("chunked")
-        })
-    });
+    let mut chunked = false;
+    let mut location = None;
+    for line in lines {
+        let Some((name, value)) = line.split_once(':') else {
+            continue;
+        };
+        let name = name.trim();
+        if name.eq_ignore_ascii_case("transfer-encoding") && value.contains("chunked") {
+            chunked = true;
+        } else if name.eq_ignore_ascii_case("location") {
+            location = Some(value.trim().to_string());
+        }
+    }
     let body = &raw[end + 4..];
     let body = if chunked {
         dechunk(body)
     } else {
         body.to_vec()
     };
-    Some(HttpAnswer { code, status, body })
+    Some(HttpAnswer {
+        code,
+        status,
+        body,
+        location,
+    })
+}
+
+/// Redirects an HTTP check follows before it fails (Go's client default).
+pub const REDIRECTS_MAX: usize = 10;
+
+/// The request a redirect answer leads to, by Go's client rules: 301, 302 and 303 turn the method into
+/// `GET` (a `HEAD` stays) and drop the body, 307 and 308 keep both; the `Location` is resolved against
+/// `url`. `None` when `answer` is not a redirect with a usable `Location`.
+pub fn redirect(probe: &HttpProbe, url: &str, answer: &HttpAnswer) -> Option<HttpProbe> {
+    let location = answer.location.as_deref().filter(|l| !l.is_empty())?;
+    let (method, body) = match answer.code {
+        301..=303 if probe.method == "HEAD" => (probe.method.clone(), String::new()),
+        301..=303 => ("GET".to_string(), String::new()),
+        307 | 308 => (probe.method.clone(), probe.body.clone()),
+        _ => return None,
+    };
+    let next = resolve_location(url, location)?;
+    Some(HttpProbe {
+        url: next,
+        method,
+        body,
+        ..probe.clone()
+    })
+}
+
+/// `location` as an absolute URL, relative to `base`.
+fn resolve_location(base: &str, location: &str) -> Option<String> {
+    if location.starts_with("http://") || location.starts_with("https://") {
+        return Some(location.to_string());
+    }
+    let target = parse_http_url(base).ok()?;
+    let scheme = if target.tls { "https" } else { "http" };
+    if let Some(rest) = location.strip_prefix("//") {
+        return Some(format!("{scheme}://{rest}"));
+    }
+    let path = if location.starts_with('/') {
+        location.to_string()
+    } else {
+        let path = target.path.split('?').next().unwrap_or("/");
+        let dir = &path[..path.rfind('/').map_or(0, |at| at + 1)];
+        format!("{dir}{location}")
+    };
+    Some(format!("{scheme}://{}{path}", target.authority))
 }
 
 /// Whether `raw` holds a whole answer by its `Content-Length` (without one, the answer ends at EOF).
@@ -291,14 +465,14 @@ pub fn http_status(code: u16) -> CheckStatus {
     }
 }
 
-/// An HTTP check's output: `HTTP GET <url>: 200 OK Output: <body>` (cut to the output limit).
-pub fn http_output(probe: &HttpProbe, answer: &HttpAnswer) -> String {
+/// An HTTP check's output: `HTTP GET <url>: 200 OK Output: <body>` (cut to `output_max_bytes`).
+pub fn http_output(probe: &HttpProbe, answer: &HttpAnswer, output_max_bytes: usize) -> String {
     let body = String::from_utf8_lossy(&answer.body);
     let text = format!(
         "HTTP {} {}: {} Output: {body}",
         probe.method, probe.url, answer.status
     );
-    truncate(&text, CHECK_OUTPUT_BYTES_MAX).to_string()
+    truncate(&text, output_max_bytes).to_string()
 }
 
 /// A script's status from its exit code: 0 passing, 1 warning, anything else (or a signal) critical.
@@ -310,10 +484,75 @@ pub fn script_status(code: Option<i32>) -> CheckStatus {
     }
 }
 
+/// A check's `success_before_passing`, `failures_before_warning` and `failures_before_critical`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Thresholds {
+    /// Consecutive passing (or warning) runs before such a status is recorded.
+    pub success_before_passing: u32,
+    /// Consecutive failed runs before the check is recorded warning (0: as `failures_before_critical`).
+    pub failures_before_warning: u32,
+    /// Consecutive failed runs before the check is recorded critical.
+    pub failures_before_critical: u32,
+}
+
+impl Thresholds {
+    /// The thresholds a definition names.
+    pub fn of(d: &CheckDefinition) -> Thresholds {
+        Thresholds {
+            success_before_passing: d.success_before_passing,
+            failures_before_warning: d.failures_before_warning,
+            failures_before_critical: d.failures_before_critical,
+        }
+    }
+}
+
+/// Consecutive runs of one check that succeeded (passing or warning) or failed (critical).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counters {
+    /// Successes in a row.
+    pub successes: u32,
+    /// Failures in a row.
+    pub failures: u32,
+}
+
+impl Counters {
+    /// Counts a run whose probe said `status` and returns the status to record, Consul's way: a success
+    /// is recorded once `success_before_passing` are in a row; a failure is recorded critical once
+    /// `failures_before_critical` are in a row, else warning once `failures_before_warning` are; `None`:
+    /// the check keeps its status and output.
+    pub fn count(&mut self, t: &Thresholds, status: CheckStatus) -> Option<CheckStatus> {
+        if matches!(status, CheckStatus::Passing | CheckStatus::Warning) {
+            self.successes = self.successes.saturating_add(1);
+            self.failures = 0;
+            return (self.successes >= t.success_before_passing).then_some(status);
+        }
+        self.failures = self.failures.saturating_add(1);
+        self.successes = 0;
+        let warning_at = match t.failures_before_warning {
+            0 => t.failures_before_critical,
+            n => n,
+        };
+        if self.failures >= t.failures_before_critical {
+            Some(CheckStatus::Critical)
+        } else if self.failures >= warning_at {
+            Some(CheckStatus::Warning)
+        } else {
+            None
+        }
+    }
+}
+
 /// The checks the runner runs and when each is due next (milliseconds on the agent's monotonic clock).
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Schedule {
     entries: BTreeMap<String, Entry>,
+    output_max_bytes_default: usize,
+}
+
+impl Default for Schedule {
+    fn default() -> Schedule {
+        Schedule::new(CHECK_OUTPUT_BYTES_MAX)
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -322,6 +561,7 @@ struct Entry {
     spec: Spec,
     due_ms: u64,
     running: bool,
+    counters: Counters,
 }
 
 /// One run handed out by [`Schedule::take_due`].
@@ -336,12 +576,27 @@ pub struct Run {
 }
 
 impl Schedule {
-    /// Reconciles with this node's checks: starts new ones (due at `now_ms`), restarts changed ones, drops
-    /// gone ones; at most [`CHECKS_MAX`]. Returns how many runnable checks were left out.
+    /// An empty schedule whose checks without an `OutputMaxSize` keep `output_max_bytes_default` bytes.
+    pub fn new(output_max_bytes_default: usize) -> Schedule {
+        Schedule {
+            entries: BTreeMap::new(),
+            output_max_bytes_default,
+        }
+    }
+
+    /// Reconciles with this node's checks: starts new ones (due at `now_ms`), restarts changed ones (their
+    /// counters from zero), drops gone ones; at most [`CHECKS_MAX`]. Returns how many runnable checks were
+    /// left out.
     pub fn sync(&mut self, checks: &[&HealthCheck], now_ms: u64) -> usize {
         let runnable: BTreeMap<&str, (&HealthCheck, Spec)> = checks
             .iter()
             .filter_map(|c| Some((c.check_id.as_str(), (*c, spec(c)?))))
+            .map(|(id, (check, mut spec))| {
+                if check.definition.output_max_size == 0 {
+                    spec.output_max_bytes = self.output_max_bytes_default;
+                }
+                (id, (check, spec))
+            })
             .collect();
         self.entries.retain(|id, e| {
             runnable
@@ -362,6 +617,7 @@ impl Schedule {
                 spec,
                 due_ms: now_ms,
                 running: false,
+                counters: Counters::default(),
             };
             self.entries.insert(id.to_string(), entry);
         }
@@ -398,11 +654,27 @@ impl Schedule {
         out
     }
 
-    /// Notes that the run of `id` ended.
-    pub fn finished(&mut self, id: &str) {
-        if let Some(entry) = self.entries.get_mut(id) {
-            entry.running = false;
+    /// Notes that the run of `id` of `definition` ended with `status` and returns the status to record
+    /// (see [`Counters::count`]); `None` when nothing is to be recorded (below a threshold, or the check
+    /// is gone or changed meanwhile).
+    pub fn finish(
+        &mut self,
+        id: &str,
+        definition: &CheckDefinition,
+        status: CheckStatus,
+    ) -> Option<CheckStatus> {
+        let entry = self.entries.get_mut(id)?;
+        entry.running = false;
+        if entry.definition != *definition {
+            return None;
         }
+        let thresholds = entry.spec.thresholds;
+        entry.counters.count(&thresholds, status)
+    }
+
+    /// The counters of `id`, when scheduled.
+    pub fn counters(&self, id: &str) -> Option<Counters> {
+        self.entries.get(id).map(|e| e.counters)
     }
 
     /// How many checks are scheduled.
@@ -413,6 +685,98 @@ impl Schedule {
     /// Whether none is.
     pub fn is_empty(&self) -> bool {
         self.entries.is_empty()
+    }
+}
+
+/// What an alias check sees of the aliased node: whether the aliased service is registered there, and
+/// the node's checks.
+#[derive(Clone, Debug, Default)]
+pub struct AliasView<'a> {
+    /// The aliased node.
+    pub node: &'a str,
+    /// Whether the aliased service (if any) is registered on the node.
+    pub service_found: bool,
+    /// The node's checks (node-level and of every service).
+    pub checks: Vec<&'a HealthCheck>,
+}
+
+/// An alias check's status and output: the worst status among the aliased node's node-level checks and
+/// the aliased service's checks (critical wins at once, warning over passing), leaving out the alias
+/// check itself (`own_id` on `own_node`); passing with `No checks found.` when there are none; critical
+/// when the aliased service is not registered.
+pub fn alias_status(
+    own_node: &str,
+    own_id: &str,
+    service: &str,
+    view: &AliasView,
+) -> (CheckStatus, String) {
+    if !service.is_empty() && !view.service_found {
+        let text = format!("Service {service} could not be found on node {}", view.node);
+        return (CheckStatus::Critical, text);
+    }
+    let mut status = CheckStatus::Passing;
+    let mut output = "No checks found.".to_string();
+    for check in &view.checks {
+        let own = check.node == own_node && check.check_id == own_id;
+        let relevant = check.service_id.is_empty() || check.service_id == service;
+        if own || !relevant {
+            continue;
+        }
+        match check.status {
+            CheckStatus::Passing => {
+                if status == CheckStatus::Passing {
+                    output = "All checks passing.".to_string();
+                }
+            }
+            failing => {
+                let worse = matches!(failing, CheckStatus::Critical | CheckStatus::Maintenance)
+                    || status == CheckStatus::Passing;
+                if worse {
+                    status = match failing {
+                        CheckStatus::Warning => CheckStatus::Warning,
+                        _ => CheckStatus::Critical,
+                    };
+                    output = format!("Aliased check {:?} failing: {}", check.name, check.output);
+                }
+                if status == CheckStatus::Critical {
+                    break;
+                }
+            }
+        }
+    }
+    (status, output)
+}
+
+/// Since when each of this agent's checks with `deregister_critical_service_after` has been seen
+/// critical, to deregister its service once that is longer than the setting.
+#[derive(Clone, Debug, Default)]
+pub struct CriticalTracker {
+    since_ms: BTreeMap<String, u64>,
+}
+
+impl CriticalTracker {
+    /// Notes the status of this node's checks at `now_ms` and returns the IDs of the services (sorted,
+    /// each once) that a check has held critical for longer than its `deregister_critical_service_after`
+    /// (raised to `min_ms`).
+    pub fn observe(&mut self, checks: &[HealthCheck], now_ms: u64, min_ms: u64) -> Vec<String> {
+        let mut services = std::collections::BTreeSet::new();
+        let mut seen = BTreeMap::new();
+        for check in checks {
+            let after = duration_ms(&check.definition.deregister_critical_service_after)
+                .filter(|ms| *ms > 0);
+            let critical = check.status == CheckStatus::Critical;
+            let (Some(after_ms), true, false) = (after, critical, check.service_id.is_empty())
+            else {
+                continue;
+            };
+            let since = *self.since_ms.get(&check.check_id).unwrap_or(&now_ms);
+            seen.insert(check.check_id.clone(), since);
+            if now_ms.saturating_sub(since) > after_ms.max(min_ms) {
+                services.insert(check.service_id.clone());
+            }
+        }
+        self.since_ms = seen;
+        services.into_iter().collect()
     }
 }
 
@@ -439,8 +803,14 @@ mod tests {
         let s = spec(&check).expect("runnable");
         assert_eq!(
             (s.interval_ms, s.timeout_ms),
-            (INTERVAL_MS_MIN, TIMEOUT_MS_DEFAULT)
+            (INTERVAL_MS_MIN, INTERVAL_MS_MIN)
         );
+        let mut long = http_check("h", "http://127.0.0.1:80/x", "1m");
+        assert_eq!(spec(&long).map(|s| s.timeout_ms), Some(TIMEOUT_MS_DEFAULT));
+        long.definition.timeout = "2s".to_string();
+        assert_eq!(spec(&long).map(|s| s.timeout_ms), Some(2_000));
+        long.definition.interval = "1s".to_string();
+        assert_eq!(spec(&long).map(|s| s.timeout_ms), Some(1_000));
         let Probe::Http(probe) = &s.probe else {
             panic!("not http");
         };
@@ -472,7 +842,9 @@ mod tests {
             (t.host.as_str(), t.port, t.path.as_str()),
             ("::1", 9, "/?q")
         );
-        assert!(parse_http_url("https://x/").unwrap_err().contains("HTTPS"));
+        let t = parse_http_url("https://example.com/h").expect("url");
+        assert_eq!((t.tls, t.port, t.path.as_str()), (true, 443, "/h"));
+        assert!(!parse_http_url("http://x/").expect("url").tls);
         assert!(parse_http_url("ftp://x/").is_err());
         assert!(split_host_port("host:notaport", 1).is_err());
         assert_eq!(resolve("127.0.0.1", 5), Ok("127.0.0.1:5".parse().unwrap()));
@@ -498,6 +870,8 @@ mod tests {
             method: "POST".to_string(),
             headers: vec![("X-A".to_string(), "b".to_string())],
             body: "hi".to_string(),
+            tls: TlsOptions::default(),
+            follow_redirects: true,
         };
         let target = parse_http_url(&probe.url).expect("url");
         let text = String::from_utf8(request_bytes(&probe, &target)).expect("utf8");
@@ -510,7 +884,7 @@ mod tests {
         let answer = parse_answer(b"HTTP/1.1 200 OK\r\nA: b\r\n\r\nfine").expect("answer");
         assert_eq!((answer.code, answer.status.as_str()), (200, "200 OK"));
         assert_eq!(
-            http_output(&probe, &answer),
+            http_output(&probe, &answer, 4096),
             "HTTP POST http://h:1/p: 200 OK Output: fine"
         );
         let chunked = b"HTTP/1.1 503 Service Unavailable\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n";
@@ -536,12 +910,13 @@ mod tests {
         assert_eq!(runs.len(), 1);
         assert_eq!(runs[0].id, "a");
         assert!(schedule.take_due(0, 1, 1).is_empty());
-        schedule.finished("a");
+        let def_a = a.definition.clone();
+        schedule.finish("a", &def_a, CheckStatus::Passing);
         assert_eq!(schedule.take_due(0, 2, 1)[0].id, "b");
-        schedule.finished("b");
+        schedule.finish("b", &b.definition, CheckStatus::Passing);
         assert!(schedule.take_due(999, 2, 1).is_empty());
         assert_eq!(schedule.take_due(1_000, 2, 1)[0].id, "a");
-        schedule.finished("a");
+        schedule.finish("a", &def_a, CheckStatus::Passing);
         let changed = http_check("a", "http://127.0.0.1:3/", "1s");
         schedule.sync(&[&changed], 1_100);
         assert_eq!(schedule.len(), 1);
@@ -549,5 +924,265 @@ mod tests {
         assert_eq!(runs[0].definition.http, "http://127.0.0.1:3/");
         schedule.sync(&[], 1_200);
         assert!(schedule.is_empty());
+    }
+
+    fn thresholds(success: u32, warning: u32, critical: u32) -> Thresholds {
+        Thresholds {
+            success_before_passing: success,
+            failures_before_warning: warning,
+            failures_before_critical: critical,
+        }
+    }
+
+    #[test]
+    fn counters_follow_consuls_thresholds() {
+        use CheckStatus::{Critical, Passing, Warning};
+        let mut c = Counters::default();
+        let none = thresholds(0, 0, 0);
+        assert_eq!(c.count(&none, Passing), Some(Passing));
+        assert_eq!(c.count(&none, Critical), Some(Critical));
+        assert_eq!(c.count(&none, Warning), Some(Warning));
+
+        let t = thresholds(3, 0, 2);
+        let mut c = Counters::default();
+        assert_eq!(c.count(&t, Passing), None);
+        assert_eq!(c.count(&t, Passing), None);
+        assert_eq!(c.count(&t, Passing), Some(Passing));
+        assert_eq!(c.count(&t, Passing), Some(Passing));
+        // One failure is not enough; a failure resets the successes.
+        assert_eq!(c.count(&t, Critical), None);
+        assert_eq!(c.count(&t, Passing), None);
+        assert_eq!(c.count(&t, Critical), None);
+        assert_eq!(c.count(&t, Critical), Some(Critical));
+        assert_eq!(
+            c,
+            Counters {
+                successes: 0,
+                failures: 2
+            }
+        );
+
+        // Warning after 1 failure, critical after 3.
+        let t = thresholds(0, 1, 3);
+        let mut c = Counters::default();
+        assert_eq!(c.count(&t, Critical), Some(Warning));
+        assert_eq!(c.count(&t, Critical), Some(Warning));
+        assert_eq!(c.count(&t, Critical), Some(Critical));
+        // A warning counts as a success.
+        assert_eq!(c.count(&t, Warning), Some(Warning));
+        assert_eq!(c.failures, 0);
+    }
+
+    #[test]
+    fn the_schedule_applies_thresholds_per_check_and_resets_on_change() {
+        let mut check = http_check("a", "http://127.0.0.1:1/", "1s");
+        check.definition.success_before_passing = 2;
+        let mut schedule = Schedule::default();
+        schedule.sync(&[&check], 0);
+        let def = check.definition.clone();
+        assert_eq!(schedule.take_due(0, 4, 1).len(), 1);
+        assert_eq!(schedule.finish("a", &def, CheckStatus::Passing), None);
+        schedule.take_due(1_000, 4, 1);
+        assert_eq!(
+            schedule.finish("a", &def, CheckStatus::Passing),
+            Some(CheckStatus::Passing)
+        );
+        assert_eq!(schedule.counters("a").map(|c| c.successes), Some(2));
+        // A result of an older definition is not recorded.
+        let mut other = def.clone();
+        other.http = "http://127.0.0.1:2/".to_string();
+        assert_eq!(schedule.finish("a", &other, CheckStatus::Passing), None);
+        check.definition = other;
+        schedule.sync(&[&check], 2_000);
+        assert_eq!(schedule.counters("a"), Some(Counters::default()));
+        // The agent's default output limit applies when the check names none.
+        let mut schedule = Schedule::new(100);
+        schedule.sync(&[&check], 0);
+        assert_eq!(schedule.take_due(0, 4, 1)[0].spec.output_max_bytes, 100);
+    }
+
+    #[test]
+    fn specs_of_the_other_kinds() {
+        let mut grpc = http_check("g", "", "2s");
+        grpc.check_type = "grpc".to_string();
+        grpc.definition.grpc = "127.0.0.1:50051/my.Service".to_string();
+        grpc.definition.grpc_use_tls = true;
+        grpc.definition.tls_skip_verify = true;
+        let s = spec(&grpc).expect("grpc");
+        let Probe::Grpc(probe) = &s.probe else {
+            panic!("not grpc");
+        };
+        assert_eq!(
+            (
+                probe.address.as_str(),
+                probe.service.as_str(),
+                probe.use_tls
+            ),
+            ("127.0.0.1:50051", "my.Service", true)
+        );
+        assert!(probe.tls.skip_verify);
+        assert_eq!(grpc_probe("h:1", false, TlsOptions::default()).service, "");
+
+        let mut alias = HealthCheck {
+            check_id: "al".to_string(),
+            check_type: "alias".to_string(),
+            ..HealthCheck::default()
+        };
+        alias.definition.alias_service = "web".to_string();
+        let s = spec(&alias).expect("alias");
+        assert_eq!(s.interval_ms, ALIAS_INTERVAL_MS);
+
+        let mut script = http_check("s", "", "5s");
+        script.check_type = "script".to_string();
+        script.definition.script_args = vec!["/bin/true".to_string()];
+        script.definition.output_max_size = 100;
+        let s = spec(&script).expect("script");
+        assert_eq!(
+            (s.timeout_ms, s.output_max_bytes),
+            (SCRIPT_TIMEOUT_MS_DEFAULT, 100)
+        );
+        let mut udp = http_check("u", "", "1s");
+        udp.check_type = "udp".to_string();
+        udp.definition.udp = "127.0.0.1:53".to_string();
+        udp.definition.timeout = "300ms".to_string();
+        let s = spec(&udp).expect("udp");
+        assert_eq!(
+            (s.probe, s.timeout_ms, s.output_max_bytes),
+            (Probe::Udp("127.0.0.1:53".to_string()), 300, 4096)
+        );
+    }
+
+    fn check_on(node: &str, id: &str, service: &str, status: CheckStatus) -> HealthCheck {
+        HealthCheck {
+            node: node.to_string(),
+            check_id: id.to_string(),
+            name: format!("{id} name"),
+            service_id: service.to_string(),
+            status,
+            output: format!("{id} out"),
+            ..HealthCheck::default()
+        }
+    }
+
+    #[test]
+    fn alias_takes_the_worst_of_the_node_and_the_service() {
+        use CheckStatus::{Critical, Maintenance, Passing, Warning};
+        let checks = [
+            check_on("n", "serfHealth", "", Passing),
+            check_on("n", "web-check", "web", Passing),
+            check_on("n", "db-check", "db", Critical),
+            check_on("n", "alias", "proxy", Critical),
+        ];
+        fn view(checks: &[HealthCheck]) -> AliasView<'_> {
+            AliasView {
+                node: "n",
+                service_found: true,
+                checks: checks.iter().collect(),
+            }
+        }
+        let v = view(&checks);
+        assert_eq!(
+            alias_status("n", "alias", "web", &v),
+            (Passing, "All checks passing.".to_string())
+        );
+        assert_eq!(alias_status("n", "alias", "db", &v).0, Critical);
+        // The node alone: node-level checks only.
+        assert_eq!(alias_status("n", "alias", "", &v).0, Passing);
+        let warn = [
+            check_on("n", "w", "web", Warning),
+            check_on("n", "c", "web", Passing),
+        ];
+        assert_eq!(
+            alias_status("n", "alias", "web", &view(&warn)),
+            (
+                Warning,
+                "Aliased check \"w name\" failing: w out".to_string()
+            )
+        );
+        let mixed = [
+            check_on("n", "w", "web", Warning),
+            check_on("n", "m", "", Maintenance),
+        ];
+        assert_eq!(alias_status("n", "alias", "web", &view(&mixed)).0, Critical);
+        assert_eq!(
+            alias_status("n", "alias", "web", &view(&[])),
+            (Passing, "No checks found.".to_string())
+        );
+        let missing = AliasView {
+            node: "n",
+            service_found: false,
+            checks: Vec::new(),
+        };
+        assert_eq!(
+            alias_status("n", "alias", "web", &missing),
+            (
+                Critical,
+                "Service web could not be found on node n".to_string()
+            )
+        );
+        // The alias check itself (node-level, on the aliased node) is left out.
+        let own = [check_on("n", "alias", "", Critical)];
+        assert_eq!(alias_status("n", "alias", "", &view(&own)).0, Passing);
+    }
+
+    #[test]
+    fn services_critical_for_too_long_are_named_once() {
+        let mut a = check_on("n", "a", "web", CheckStatus::Critical);
+        a.definition.deregister_critical_service_after = "1s".to_string();
+        let mut b = check_on("n", "b", "web", CheckStatus::Critical);
+        b.definition.deregister_critical_service_after = "2s".to_string();
+        let plain = check_on("n", "c", "db", CheckStatus::Critical);
+        let mut tracker = CriticalTracker::default();
+        let all = [a.clone(), b.clone(), plain];
+        assert!(tracker.observe(&all, 10_000, 0).is_empty());
+        assert!(tracker.observe(&all, 11_000, 0).is_empty());
+        assert_eq!(tracker.observe(&all, 11_001, 0), vec!["web".to_string()]);
+        // The minimum raises the setting.
+        assert!(tracker.observe(&all, 11_001, 5_000).is_empty());
+        // Passing again resets the clock.
+        let healthy = HealthCheck {
+            status: CheckStatus::Passing,
+            ..a.clone()
+        };
+        tracker.observe(&[healthy], 12_000, 0);
+        assert!(tracker.observe(&[a.clone()], 12_500, 0).is_empty());
+        assert_eq!(tracker.observe(&[a], 13_501, 0), vec!["web".to_string()]);
+    }
+
+    #[test]
+    fn redirects_follow_gos_rules() {
+        let probe = HttpProbe {
+            url: "http://h:1/a/b?q".to_string(),
+            method: "POST".to_string(),
+            headers: Vec::new(),
+            body: "x".to_string(),
+            tls: TlsOptions::default(),
+            follow_redirects: true,
+        };
+        let answer = |code: u16, location: &str| HttpAnswer {
+            code,
+            status: code.to_string(),
+            body: Vec::new(),
+            location: Some(location.to_string()),
+        };
+        let next = redirect(&probe, &probe.url, &answer(302, "c")).expect("redirect");
+        assert_eq!(
+            (next.url.as_str(), next.method.as_str(), next.body.as_str()),
+            ("http://h:1/a/c", "GET", "")
+        );
+        let next = redirect(&probe, &probe.url, &answer(307, "/z")).expect("redirect");
+        assert_eq!(
+            (next.url.as_str(), next.method.as_str(), next.body.as_str()),
+            ("http://h:1/z", "POST", "x")
+        );
+        let next = redirect(&probe, &probe.url, &answer(301, "https://o/p")).expect("redirect");
+        assert_eq!(next.url, "https://o/p");
+        let next = redirect(&probe, &probe.url, &answer(308, "//o:2/p")).expect("redirect");
+        assert_eq!(next.url, "http://o:2/p");
+        assert!(redirect(&probe, &probe.url, &answer(200, "/x")).is_none());
+        assert!(redirect(&probe, &probe.url, &answer(302, "")).is_none());
+        let raw = b"HTTP/1.1 302 Found\r\nLocation: /next\r\nContent-Length: 0\r\n\r\n";
+        let parsed = parse_answer(raw).expect("answer");
+        assert_eq!(parsed.location.as_deref(), Some("/next"));
     }
 }

@@ -581,6 +581,46 @@ impl FrontEnd {
         self.settings.local.state.lock().checks().cloned().collect()
     }
 
+    /// This agent's node name.
+    pub fn node_name(&self) -> &str {
+        &self.settings.node_name
+    }
+
+    /// What an alias check of `node` (empty: this agent's) and service ID `service` sees: whether the
+    /// service is registered, and the node's checks. This agent's own node is read from its local state;
+    /// another node from the published catalog (a client agent sees no other node: not found).
+    pub fn alias_view(&self, node: &str, service: &str) -> (String, bool, Vec<HealthCheck>) {
+        let node = if node.is_empty() {
+            self.settings.node_name.clone()
+        } else {
+            node.to_string()
+        };
+        if node == self.settings.node_name {
+            let local = self.settings.local.state.lock();
+            let found = local.service(service).is_some();
+            return (node, found, local.checks().cloned().collect());
+        }
+        let Backend::Server(link) = &self.backend else {
+            return (node, false, Vec::new());
+        };
+        let published = link.shared().published();
+        let found = published
+            .state
+            .node_services(&node)
+            .is_some_and(|(_, services)| services.iter().any(|s| s.id == service));
+        let checks = published.state.node_checks(&node);
+        let checks = checks.into_iter().cloned().collect();
+        (node, found, checks)
+    }
+
+    /// Deregisters service `id` of this agent (and its checks) the way
+    /// `PUT /v1/agent/service/deregister/:id` does; `false` when that failed.
+    pub async fn deregister_local_service(&self, id: &str) -> bool {
+        let ctx = self.context("");
+        let op = AgentOp::DeregisterService(id.to_string());
+        self.agent_write(&op, &ctx, true).await.status == 200
+    }
+
     /// Records the result of a run of check `id` when the agent still holds the `definition` that ran,
     /// and syncs it to the catalog when it changed the status or output; `false` when the sync failed.
     pub async fn record_check(

@@ -4,7 +4,9 @@
 
 pub mod anti_entropy;
 pub mod bridge;
+pub mod check_grpc;
 pub mod check_runner;
+pub mod check_tls;
 pub mod checks;
 pub mod http;
 pub mod leader;
@@ -369,6 +371,7 @@ struct Wiring {
     client_ip: IpAddr,
     log_level: LogLevel,
     leave_requested: Arc<AtomicBool>,
+    check_settings: checks::RunnerSettings,
 }
 
 impl Wiring {
@@ -404,6 +407,11 @@ impl Wiring {
                 .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
             log_level: config.log_level,
             leave_requested,
+            check_settings: checks::RunnerSettings {
+                deregister_min_ms: config.check_deregister_interval_min_ms,
+                reap_interval_ms: config.check_reap_interval_ms,
+                output_max_bytes: config.check_output_max_size_bytes as usize,
+            },
         }
     }
 }
@@ -495,7 +503,11 @@ async fn serve_front(
     });
     let checks = (index == 0).then(|| {
         let front = std::rc::Rc::clone(&front);
-        glommio::spawn_local(check_runner::run_checks(front, context.shutdown.clone()))
+        glommio::spawn_local(check_runner::run_checks(
+            front,
+            wiring.check_settings,
+            context.shutdown.clone(),
+        ))
     });
     let definitions = (index == 0).then(|| {
         let front = std::rc::Rc::clone(&front);

@@ -27,6 +27,17 @@ type Object = Map<String, Value>;
 
 /// Bytes of check output kept (Consul's default `check_output_max_size`).
 pub const CHECK_OUTPUT_BYTES_MAX: usize = 4096;
+/// The largest `OutputMaxSize` a check may ask for; larger ones are cut to it.
+pub const CHECK_OUTPUT_BYTES_CAP: usize = 64 * 1024;
+
+/// Bytes of output kept for a check: its `OutputMaxSize` (at most [`CHECK_OUTPUT_BYTES_CAP`]) or
+/// [`CHECK_OUTPUT_BYTES_MAX`].
+pub fn output_limit_bytes(d: &CheckDefinition) -> usize {
+    match d.output_max_size {
+        0 => CHECK_OUTPUT_BYTES_MAX,
+        n => (n as usize).min(CHECK_OUTPUT_BYTES_CAP),
+    }
+}
 /// Checks one service registration may carry.
 pub const SERVICE_CHECKS_MAX: usize = 64;
 
@@ -421,10 +432,13 @@ fn check_type(d: &CheckDefinition) -> &'static str {
         .map_or("", |(_, name)| name)
 }
 
-/// Consul's `CheckType.Validate` rules on TTL and interval.
+/// Consul's `CheckType.Validate` rules (interval, TTL, alias, thresholds), in its order.
 fn validate(d: &CheckDefinition) -> Result<(), &'static str> {
-    let kind = check_type(d);
-    let interval_check = !matches!(kind, "ttl" | "alias" | "");
+    let interval_check = [&d.http, &d.tcp, &d.udp, &d.grpc, &d.h2ping, &d.os_service]
+        .iter()
+        .any(|field| !field.is_empty())
+        || !d.script_args.is_empty();
+    let alias = !d.alias_node.is_empty() || !d.alias_service.is_empty();
     let (ttl, interval) = (!d.ttl.is_empty(), !d.interval.is_empty());
     if ttl && interval {
         return Err("Interval and TTL cannot both be specified");
@@ -432,8 +446,17 @@ fn validate(d: &CheckDefinition) -> Result<(), &'static str> {
     if interval_check && !interval {
         return Err("Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or OSService checks");
     }
-    if kind.is_empty() && !ttl {
+    if interval_check && alias {
+        return Err("Interval cannot be set for Alias checks");
+    }
+    if alias && ttl {
+        return Err("TTL must be not be set for Alias checks");
+    }
+    if !interval_check && !alias && !ttl {
         return Err("TTL must be > 0 for TTL checks");
+    }
+    if d.failures_before_warning > d.failures_before_critical {
+        return Err("FailuresBeforeWarning can't be higher than FailuresBeforeCritical");
     }
     Ok(())
 }
@@ -671,11 +694,25 @@ mod tests {
         let before = local.revision();
         assert!(local.update_check("h", CheckStatus::Critical, ""));
         assert_eq!(local.revision(), before, "the same status and output");
-        let long = "x".repeat(CHECK_OUTPUT_BYTES_MAX + 10);
+        // Without an `OutputMaxSize` the runner has already cut the output (to the agent's limit); the
+        // local state only bounds it.
+        let long = "x".repeat(CHECK_OUTPUT_BYTES_CAP + 10);
         assert!(local.update_check("h", CheckStatus::Passing, &long));
         let check = local.check("h").expect("check");
         assert_eq!(check.status, CheckStatus::Passing);
-        assert_eq!(check.output.len(), CHECK_OUTPUT_BYTES_MAX);
+        assert_eq!(check.output.len(), CHECK_OUTPUT_BYTES_CAP);
+        // With one, the check's own limit holds.
+        op(
+            "/v1/agent/check/register",
+            r#"{"Name":"l","HTTP":"http://127.0.0.1:1/","Interval":"1s","OutputMaxSize":10}"#,
+        )
+        .apply(&mut local, &c, true)
+        .expect("register");
+        assert!(local.update_check("l", CheckStatus::Passing, &long));
+        assert_eq!(
+            local.check("l").map(|c| c.output.clone()),
+            Some("x".repeat(10))
+        );
         assert!(!local.update_check("gone", CheckStatus::Passing, ""));
     }
 

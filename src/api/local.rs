@@ -8,7 +8,7 @@
 //! Entries are versioned by a revision counter, so a sync that raced with a newer change leaves the entry
 //! out of sync. A removed entry stays (marked deleted) until its deregistration is synced.
 
-use super::agent::{node_request, truncate, ttl_ms, CHECK_OUTPUT_BYTES_MAX};
+use super::agent::{node_request, output_limit_bytes, truncate, ttl_ms, CHECK_OUTPUT_BYTES_CAP};
 use super::{ApiResponse, Context};
 use crate::fsm::{CheckStatus, Command, HealthCheck, Node, Service, State};
 use std::collections::BTreeMap;
@@ -286,13 +286,19 @@ impl LocalState {
         }
     }
 
-    /// Sets check `id`'s status and output (the output cut to [`CHECK_OUTPUT_BYTES_MAX`]); `false` when
-    /// there is no such check. Nothing changes (and nothing is to sync) when both are the same already.
+    /// Sets check `id`'s status and output (the output cut to the check's `OutputMaxSize`, or to
+    /// [`CHECK_OUTPUT_BYTES_CAP`] when it names none: the runner cut it to the agent's limit already);
+    /// `false` when there is no such check. Nothing changes (and nothing is to sync) when both are the
+    /// same already.
     pub fn update_check(&mut self, id: &str, status: CheckStatus, output: &str) -> bool {
-        let output = truncate(output, CHECK_OUTPUT_BYTES_MAX);
         let Some(entry) = self.checks.get(id).filter(|e| !e.deleted) else {
             return false;
         };
+        let limit = match entry.value.definition.output_max_size {
+            0 => CHECK_OUTPUT_BYTES_CAP,
+            _ => output_limit_bytes(&entry.value.definition),
+        };
+        let output = truncate(output, limit);
         if entry.value.status == status && entry.value.output == output {
             return true;
         }

@@ -185,6 +185,9 @@ pub(super) fn definition_body(o: &Object) -> Result<CheckDefinition, ApiResponse
         ttl: duration(o, "TTL")?,
         deregister_critical_service_after: duration(o, "DeregisterCriticalServiceAfter")?,
         output_max_size: port(o, "OutputMaxSize")?,
+        success_before_passing: port(o, "SuccessBeforePassing")?,
+        failures_before_warning: port(o, "FailuresBeforeWarning")?,
+        failures_before_critical: port(o, "FailuresBeforeCritical")?,
     })
 }
 

@@ -365,6 +365,27 @@ pub(super) fn build(
             }
         },
     };
+    let check_ms = |key: &str, default_ms: u64| match tree.string(key) {
+        None => Ok(default_ms),
+        Some(text) => crate::api::duration::parse_duration_ms(text)
+            .map_err(|error| invalid(format!("{key}: invalid duration: {text:?}: {error}"))),
+    };
+    let check_deregister_interval_min_ms = check_ms(
+        "check_deregister_interval_min",
+        crate::agent::checks::DEREGISTER_MS_MIN_DEFAULT,
+    )?;
+    let check_reap_interval_ms = check_ms(
+        "check_reap_interval",
+        crate::agent::checks::REAP_INTERVAL_MS_DEFAULT,
+    )?
+    .max(1);
+    let check_output_max_size_bytes = at_least(
+        tree,
+        "check_output_max_size",
+        crate::api::agent::CHECK_OUTPUT_BYTES_MAX as u64,
+        1,
+    )?
+    .min(crate::api::agent::CHECK_OUTPUT_BYTES_CAP as u64);
     let kv_max_value_size_bytes = at_least(
         tree,
         "limits.kv_max_value_size",
@@ -534,6 +555,9 @@ pub(super) fn build(
         raft_multiplier,
         session_ttl_min_ms,
         ae_interval_ms,
+        check_deregister_interval_min_ms,
+        check_reap_interval_ms,
+        check_output_max_size_bytes,
         kv_max_value_size_bytes,
         txn_max_req_len_bytes,
         node_id,

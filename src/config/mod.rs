@@ -420,6 +420,15 @@ pub struct AgentConfig {
     pub session_ttl_min_ms: u64,
     /// `ae_interval`: the base interval of anti-entropy's full sync, in milliseconds (tests shorten it).
     pub ae_interval_ms: u64,
+    /// `check_deregister_interval_min` (Consul's internal setting, 1 minute by default): the shortest
+    /// `deregister_critical_service_after` honoured, in milliseconds.
+    pub check_deregister_interval_min_ms: u64,
+    /// `check_reap_interval` (Consul's internal setting, 30 seconds by default): how often services
+    /// critical for too long are deregistered, in milliseconds.
+    pub check_reap_interval_ms: u64,
+    /// `check_output_max_size`: bytes of output kept for a check that names no `OutputMaxSize` (4096 by
+    /// default, at most 64 KiB).
+    pub check_output_max_size_bytes: u64,
     /// `limits.kv_max_value_size`.
     pub kv_max_value_size_bytes: u64,
     /// `limits.txn_max_req_len`.
@@ -797,6 +806,9 @@ fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
         "raft_multiplier" => raft_multiplier,
         "session_ttl_min_ms" => session_ttl_min_ms,
         "ae_interval_ms" => ae_interval_ms,
+        "check_deregister_interval_min_ms" => check_deregister_interval_min_ms,
+        "check_reap_interval_ms" => check_reap_interval_ms,
+        "check_output_max_size_bytes" => check_output_max_size_bytes,
         "kv_max_value_size_bytes" => kv_max_value_size_bytes,
         "txn_max_req_len_bytes" => txn_max_req_len_bytes,
         "node_id" => node_id,

@@ -257,6 +257,15 @@ pub struct CheckDefinition {
     pub deregister_critical_service_after: String,
     /// Output kept, in bytes (0: the agent's default).
     pub output_max_size: u32,
+    /// Consecutive successful runs before the check turns passing (0: at once).
+    #[serde(default)]
+    pub success_before_passing: u32,
+    /// Consecutive failed runs before the check turns warning (0: as `failures_before_critical`).
+    #[serde(default)]
+    pub failures_before_warning: u32,
+    /// Consecutive failed runs before the check turns critical (0: at once).
+    #[serde(default)]
+    pub failures_before_critical: u32,
 }
 
 /// A health check on a node, node-level (`service_id` empty) or bound to a service instance

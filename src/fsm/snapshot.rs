@@ -19,8 +19,10 @@ use std::sync::Arc;
 pub const SNAPSHOT_HEADER_BYTES: usize = 32;
 /// The magic at the start of every state machine snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CRNFSM01";
-/// The payload format this code writes and reads.
-pub const SNAPSHOT_FORMAT: u32 = 2;
+/// The payload format this code writes and reads. 3: check definitions carry `SuccessBeforePassing`,
+/// `FailuresBeforeWarning` and `FailuresBeforeCritical` (format 2 snapshots are refused with a message
+/// naming both formats).
+pub const SNAPSHOT_FORMAT: u32 = 3;
 
 /// The archived state.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Default)]
