@@ -1,6 +1,11 @@
 //! Command-line dispatch. The binary behaves the same whether invoked as `cairn` or `consul`
 //! (argv\[0\]'s basename only changes the program name shown in usage text).
 
+mod catalog;
+pub mod common;
+pub mod http_client;
+mod kv;
+
 use crate::agent;
 use crate::config::flags::{self, FlagError};
 use crate::config::{self, ConfigError, Loaded, AGENT_FLAGS};
@@ -16,6 +21,8 @@ pub const PROTOCOL_LINE: &str = "Protocol 2 spoken by default, understands 2 to 
 /// The commands, with the one-line help shown in usage.
 const COMMANDS: &[(&str, &str)] = &[
     ("agent", "Runs a Cairn agent"),
+    ("catalog", "Interact with the catalog"),
+    ("kv", "Interact with the key-value store"),
     ("version", "Prints the Cairn version"),
 ];
 
@@ -78,9 +85,18 @@ pub fn run(args: Vec<OsString>) -> i32 {
             0
         }
         "agent" => agent_command(program, rest),
+        other => client_command(common::Ctx { program }, other, rest),
+    }
+}
+
+/// Runs a client command, or prints the usage for an unknown one.
+fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
+    match command {
+        "kv" => kv::run(ctx, rest),
+        "catalog" => catalog::run(ctx, rest),
         other => {
             ui::error(&format!("Unknown command: {other:?}"));
-            ui::error(&usage_text(program));
+            ui::error(&usage_text(ctx.program));
             1
         }
     }
