@@ -1,10 +1,13 @@
 //! Command-line dispatch. The binary behaves the same whether invoked as `cairn` or `consul`
 //! (argv\[0\]'s basename only changes the program name shown in usage text).
 
+mod agent_cmds;
 mod catalog;
 pub mod common;
 pub mod http_client;
 mod kv;
+mod operator;
+mod services;
 
 use crate::agent;
 use crate::config::flags::{self, FlagError};
@@ -22,7 +25,21 @@ pub const PROTOCOL_LINE: &str = "Protocol 2 spoken by default, understands 2 to 
 const COMMANDS: &[(&str, &str)] = &[
     ("agent", "Runs a Cairn agent"),
     ("catalog", "Interact with the catalog"),
+    ("info", "Provides debugging information for operators."),
+    ("keygen", "Generates a new encryption key"),
     ("kv", "Interact with the key-value store"),
+    (
+        "leave",
+        "Gracefully leaves the Consul cluster and shuts down",
+    ),
+    ("maint", "Controls node or service maintenance mode"),
+    (
+        "operator",
+        "Provides cluster-level tools for Consul operators",
+    ),
+    ("reload", "Triggers the agent to reload configuration files"),
+    ("services", "Interact with services"),
+    ("validate", "Validate config files/directories"),
     ("version", "Prints the Cairn version"),
 ];
 
@@ -94,6 +111,14 @@ fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
     match command {
         "kv" => kv::run(ctx, rest),
         "catalog" => catalog::run(ctx, rest),
+        "services" => services::run(ctx, rest),
+        "operator" => operator::run(ctx, rest),
+        "info" => agent_cmds::info(ctx, rest),
+        "leave" => agent_cmds::leave(ctx, rest),
+        "reload" => agent_cmds::reload(ctx, rest),
+        "maint" => agent_cmds::maint(ctx, rest),
+        "keygen" => agent_cmds::keygen(ctx, rest),
+        "validate" => agent_cmds::validate(ctx, rest),
         other => {
             ui::error(&format!("Unknown command: {other:?}"));
             ui::error(&usage_text(ctx.program));
