@@ -6,8 +6,11 @@ mod catalog;
 pub mod common;
 pub mod http_client;
 mod kv;
+mod lock;
+mod lock_kv;
 mod operator;
 mod services;
+mod watch;
 
 use crate::agent;
 use crate::config::flags::{self, FlagError};
@@ -41,6 +44,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("services", "Interact with services"),
     ("validate", "Validate config files/directories"),
     ("version", "Prints the Cairn version"),
+    ("watch", "Watch for changes in Consul"),
 ];
 
 /// The program name to show for an argv\[0\]: `consul` when invoked through a name `consul`,
@@ -119,6 +123,8 @@ fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
         "maint" => agent_cmds::maint(ctx, rest),
         "keygen" => agent_cmds::keygen(ctx, rest),
         "validate" => agent_cmds::validate(ctx, rest),
+        "lock" => lock::run(ctx, rest),
+        "watch" => watch::run(ctx, rest),
         other => {
             ui::error(&format!("Unknown command: {other:?}"));
             ui::error(&usage_text(ctx.program));
