@@ -35,6 +35,7 @@ const COMMANDS: &[(&str, &str)] = &[
         "leave",
         "Gracefully leaves the Consul cluster and shuts down",
     ),
+    ("lock", "Execute a command holding a lock"),
     ("maint", "Controls node or service maintenance mode"),
     (
         "operator",
