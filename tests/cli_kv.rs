@@ -301,3 +301,37 @@ fn consul_name_puts_and_gets() {
     assert!(usage.stderr.starts_with("Usage: consul"), "{usage:?}");
     assert!(usage.stderr.contains("    kv "), "{usage:?}");
 }
+
+#[test]
+fn kv_get_over_a_unix_socket() {
+    use std::io::{Read, Write};
+    let dir = test_dir("cli-kv-unix");
+    let socket = dir.join("http.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&socket).expect("bind");
+    let server = std::thread::spawn(move || {
+        let (mut stream, _) = listener.accept().expect("accept");
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            let n = stream.read(&mut buffer).expect("read");
+            if n == 0 {
+                break;
+            }
+            request.extend_from_slice(&buffer[..n]);
+        }
+        let body = r#"[{"Key":"k","Value":"dmlhIHVuaXg=","Flags":0,"CreateIndex":1,"ModifyIndex":1,"LockIndex":0}]"#;
+        let response = format!(
+            "HTTP/1.1 200 OK\r\nX-Consul-Index: 1\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        );
+        stream.write_all(response.as_bytes()).expect("write");
+        String::from_utf8_lossy(&request).into_owned()
+    });
+    let addr = format!("-http-addr=unix://{}", socket.display());
+    assert_eq!(ok(dead_addr(), &["kv", "get", &addr, "k"]), "via unix\n");
+    let request = server.join().expect("server");
+    assert!(
+        request.starts_with("GET /v1/kv/k HTTP/1.1\r\n"),
+        "{request}"
+    );
+}
