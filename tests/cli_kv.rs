@@ -249,6 +249,9 @@ fn kv_failures_give_consuls_messages_and_exit_1() {
         );
     }
     assert_eq!(cli(dead, &["kv", "--help"]).code, 0);
+    let late = cli(dead, &["kv", "get", "some/key", "-help"]);
+    assert_eq!(late.code, 0, "help after the key: {late:?}");
+    assert!(late.stderr.starts_with("Usage: cairn kv get"), "{late:?}");
     assert_eq!(cli(dead, &["kv"]).code, 1);
 }
 
@@ -328,10 +331,23 @@ fn kv_get_over_a_unix_socket() {
         String::from_utf8_lossy(&request).into_owned()
     });
     let addr = format!("-http-addr=unix://{}", socket.display());
-    assert_eq!(ok(dead_addr(), &["kv", "get", &addr, "k"]), "via unix\n");
+    let args = [
+        "kv",
+        "get",
+        &addr,
+        "-token=secret",
+        "-datacenter=dc9",
+        "-stale",
+        "k",
+    ];
+    assert_eq!(ok(dead_addr(), &args), "via unix\n");
     let request = server.join().expect("server");
     assert!(
-        request.starts_with("GET /v1/kv/k HTTP/1.1\r\n"),
+        request.starts_with("GET /v1/kv/k?stale&dc=dc9 HTTP/1.1\r\n"),
+        "{request}"
+    );
+    assert!(
+        request.contains("\r\nX-Consul-Token: secret\r\n"),
         "{request}"
     );
 }

@@ -103,6 +103,15 @@ pub fn parse(
     } else {
         specs.to_vec()
     };
+    // As consul's CLI: -h, -help or --help anywhere before `--` asks for the help.
+    let asks_help = args
+        .iter()
+        .take_while(|arg| *arg != "--")
+        .any(|arg| matches!(arg.as_str(), "-h" | "-help" | "--help"));
+    if asks_help {
+        ui::error(&full_help(help, &all));
+        return Err(0);
+    }
     match flags::parse(&all, args) {
         Ok(parsed) => Ok(parsed),
         Err(FlagError::Help) => {
