@@ -6,6 +6,7 @@ mod catalog;
 pub mod common;
 pub mod http_client;
 mod kv;
+mod kv_transfer;
 mod lock;
 mod lock_kv;
 mod operator;
