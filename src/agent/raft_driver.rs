@@ -921,6 +921,7 @@ impl Inner {
     // --- applying ----------------------------------------------------------------------------
 
     fn apply_entries(&mut self, entries: Vec<Entry>) {
+        let mut replies = Vec::new();
         for e in entries {
             let result = match &e.payload {
                 Payload::Command(bytes) => Some(self.sm.apply(e.index, bytes)),
@@ -933,7 +934,7 @@ impl Inner {
                     break;
                 }
                 let (_, (_, responder)) = self.proposals.pop_first().expect("first exists");
-                self.respond(responder, Err(overwritten()));
+                replies.push((responder, Err(overwritten())));
             }
             if let Some((term, responder)) = self.proposals.remove(&e.index) {
                 let reply = match result {
@@ -943,10 +944,15 @@ impl Inner {
                     })),
                     _ => Err(overwritten()),
                 };
-                self.respond(responder, reply);
+                replies.push((responder, reply));
             }
         }
+        // Publish before answering: a client that has its answer and reads again, on any shard, must see its
+        // write (`kv put` then `kv get` from a script).
         self.publish_state();
+        for (responder, reply) in replies {
+            self.respond(responder, reply);
+        }
         self.serve_reads();
         self.maybe_snapshot();
     }

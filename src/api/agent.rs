@@ -225,6 +225,7 @@ fn maintenance_check(service: Option<&Service>, reason: &str) -> HealthCheck {
 
 fn set_maintenance(
     local: &mut LocalState,
+    ctx: &Context,
     service_id: Option<&str>,
     reason: Option<&str>,
 ) -> Result<TtlChanges, ApiResponse> {
@@ -245,7 +246,8 @@ fn set_maintenance(
     let present = local.check(&check_id).is_some();
     match reason {
         Some(reason) if !present => {
-            local.add_check(maintenance_check(service.as_ref(), reason), true)?;
+            let check = maintenance_check(service.as_ref(), reason);
+            local.add_check(on_node(&check, ctx), true)?;
         }
         None if present => local.remove_check(&check_id)?,
         _ => {}
@@ -486,13 +488,13 @@ impl AgentOp {
                 replace_checks,
             } => local.add_service(
                 (**service).clone(),
-                checks.clone(),
+                checks.iter().map(|c| on_node(c, ctx)).collect(),
                 *replace_checks,
                 persist,
             ),
             AgentOp::DeregisterService(id) => local.remove_service(id),
             AgentOp::RegisterCheck(check) => {
-                let ttl = local.add_check((**check).clone(), persist)?;
+                let ttl = local.add_check(on_node(check, ctx), persist)?;
                 Ok(vec![(check.check_id.clone(), ttl)])
             }
             AgentOp::DeregisterCheck(id) => {
@@ -501,9 +503,11 @@ impl AgentOp {
             }
             AgentOp::UpdateTtl { id, status, output } => update_ttl(local, id, *status, output),
             AgentOp::ServiceMaintenance { id, reason } => {
-                set_maintenance(local, Some(id), reason.as_deref())
+                set_maintenance(local, ctx, Some(id), reason.as_deref())
             }
-            AgentOp::NodeMaintenance(reason) => set_maintenance(local, None, reason.as_deref()),
+            AgentOp::NodeMaintenance(reason) => {
+                set_maintenance(local, ctx, None, reason.as_deref())
+            }
         }
     }
 }
@@ -547,6 +551,14 @@ pub fn node_request(
             })
             .collect(),
         skip_node_update: false,
+    }
+}
+
+/// `check` on this agent's node (as `/v1/agent/checks` shows it).
+fn on_node(check: &HealthCheck, ctx: &Context) -> HealthCheck {
+    HealthCheck {
+        node: ctx.node_name.clone(),
+        ..check.clone()
     }
 }
 

@@ -1,6 +1,18 @@
 //! Command-line dispatch. The binary behaves the same whether invoked as `cairn` or `consul`
 //! (argv\[0\]'s basename only changes the program name shown in usage text).
 
+mod agent_cmds;
+mod catalog;
+pub mod common;
+pub mod http_client;
+mod kv;
+mod kv_transfer;
+mod lock;
+mod lock_kv;
+mod operator;
+mod services;
+mod watch;
+
 use crate::agent;
 use crate::config::flags::{self, FlagError};
 use crate::config::{self, ConfigError, Loaded, AGENT_FLAGS};
@@ -16,7 +28,25 @@ pub const PROTOCOL_LINE: &str = "Protocol 2 spoken by default, understands 2 to 
 /// The commands, with the one-line help shown in usage.
 const COMMANDS: &[(&str, &str)] = &[
     ("agent", "Runs a Cairn agent"),
+    ("catalog", "Interact with the catalog"),
+    ("info", "Provides debugging information for operators."),
+    ("keygen", "Generates a new encryption key"),
+    ("kv", "Interact with the key-value store"),
+    (
+        "leave",
+        "Gracefully leaves the Consul cluster and shuts down",
+    ),
+    ("lock", "Execute a command holding a lock"),
+    ("maint", "Controls node or service maintenance mode"),
+    (
+        "operator",
+        "Provides cluster-level tools for Consul operators",
+    ),
+    ("reload", "Triggers the agent to reload configuration files"),
+    ("services", "Interact with services"),
+    ("validate", "Validate config files/directories"),
     ("version", "Prints the Cairn version"),
+    ("watch", "Watch for changes in Consul"),
 ];
 
 /// The program name to show for an argv\[0\]: `consul` when invoked through a name `consul`,
@@ -78,9 +108,28 @@ pub fn run(args: Vec<OsString>) -> i32 {
             0
         }
         "agent" => agent_command(program, rest),
+        other => client_command(common::Ctx { program }, other, rest),
+    }
+}
+
+/// Runs a client command, or prints the usage for an unknown one.
+fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
+    match command {
+        "kv" => kv::run(ctx, rest),
+        "catalog" => catalog::run(ctx, rest),
+        "services" => services::run(ctx, rest),
+        "operator" => operator::run(ctx, rest),
+        "info" => agent_cmds::info(ctx, rest),
+        "leave" => agent_cmds::leave(ctx, rest),
+        "reload" => agent_cmds::reload(ctx, rest),
+        "maint" => agent_cmds::maint(ctx, rest),
+        "keygen" => agent_cmds::keygen(ctx, rest),
+        "validate" => agent_cmds::validate(ctx, rest),
+        "lock" => lock::run(ctx, rest),
+        "watch" => watch::run(ctx, rest),
         other => {
             ui::error(&format!("Unknown command: {other:?}"));
-            ui::error(&usage_text(program));
+            ui::error(&usage_text(ctx.program));
             1
         }
     }
