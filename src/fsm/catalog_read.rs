@@ -98,6 +98,20 @@ impl State {
             .collect()
     }
 
+    /// The registered service name equal to `name` ignoring ASCII case, the exact spelling first (DNS names
+    /// are case-insensitive); `None` when no such service has instances.
+    pub fn service_name_ignoring_case(&self, name: &str) -> Option<&str> {
+        if let Some((key, _)) = self.service_indexes.get_key_value(name) {
+            if self.instances_of(key).next().is_some() {
+                return Some(key.as_str());
+            }
+        }
+        self.service_indexes
+            .keys()
+            .find(|key| key.eq_ignore_ascii_case(name) && self.instances_of(key).next().is_some())
+            .map(String::as_str)
+    }
+
     /// The nodes table's last change (`/catalog/nodes`, `/catalog/node`'s node part).
     pub fn nodes_index(&self) -> Index {
         self.indexes.nodes
