@@ -5,6 +5,7 @@
 pub mod bridge;
 pub mod check_runner;
 pub mod checks;
+pub mod dns;
 pub mod http;
 pub mod leader;
 pub mod raft_driver;
@@ -32,6 +33,7 @@ use shard::ShardLink;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
@@ -346,6 +348,9 @@ struct Wiring {
     shards: Mutex<Vec<Option<ShardSide>>>,
     settings: ApiSettings,
     http_addrs: Vec<SocketAddr>,
+    dns_addrs: Vec<SocketAddr>,
+    dns: Arc<crate::dns::DnsConfig>,
+    recursors: Arc<Vec<SocketAddr>>,
     log_level: LogLevel,
     leave_requested: Arc<AtomicBool>,
 }
@@ -368,6 +373,9 @@ impl Wiring {
                 config_checks: config.checks.clone(),
             },
             http_addrs: config.http_addrs(),
+            dns_addrs: config.dns_addrs(),
+            dns: Arc::new(config.dns.clone()),
+            recursors: Arc::new(config.recursors.clone()),
             log_level: config.log_level,
             leave_requested,
         }
@@ -394,14 +402,15 @@ async fn executor_main(
     }
 }
 
-/// Serves the HTTP API on one shard until shutdown.
+/// Serves the HTTP API and DNS on one shard until shutdown.
 async fn serve_http(
     context: &ExecutorContext,
     index: usize,
     wiring: &Wiring,
 ) -> Result<(), ExecutorError> {
     let side = wiring.shards.lock().get_mut(index).and_then(Option::take);
-    let Some(side) = side.filter(|_| !wiring.http_addrs.is_empty()) else {
+    let serving = !wiring.http_addrs.is_empty() || !wiring.dns_addrs.is_empty();
+    let Some(side) = side.filter(|_| serving) else {
         context.shutdown.wait().await;
         return Ok(());
     };
@@ -413,6 +422,12 @@ async fn serve_http(
     let Some(link) = or(connect, stopped).await else {
         return Ok(());
     };
+    let dns_front = dns::DnsFrontEnd::new(
+        Rc::clone(&link),
+        Arc::clone(&wiring.dns),
+        Arc::clone(&wiring.recursors),
+        index,
+    );
     let front = FrontEnd::new(
         link,
         wiring.settings.clone(),
@@ -443,8 +458,18 @@ async fn serve_http(
             .map_err(|e| format!("HTTP API on {addr}: {e}"))?;
         servers.push(server);
     }
+    let mut dns_servers = Vec::with_capacity(wiring.dns_addrs.len());
+    for addr in &wiring.dns_addrs {
+        let server = dns_front
+            .serve(*addr, &context.shutdown)
+            .map_err(|e| format!("DNS on {addr}: {e}"))?;
+        dns_servers.push(server);
+    }
     context.shutdown.wait().await;
     for server in servers {
+        server.close().await;
+    }
+    for server in dns_servers {
         server.close().await;
     }
     if let Some(timers) = timers {
