@@ -78,11 +78,17 @@ pub fn respond(
         config.alt_domain.as_deref(),
         query.qtype == QType::Srv,
     );
+    let answers_wanted = match (transport, query.edns_bytes) {
+        // One more than fits, so the encoder sees that answers were left out (TC with enable_truncate).
+        (Transport::Udp, None) => shape.udp_answers_max + 1,
+        _ => usize::MAX,
+    };
     let mut ctx = Context {
         config,
         state,
         serial,
         rng,
+        answers_wanted,
     };
     match zone {
         Zone::Domain { .. } | Zone::Reverse(_) if query.qtype == QType::Transfer => {

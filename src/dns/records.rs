@@ -91,6 +91,9 @@ pub struct Context<'a> {
     pub serial: u32,
     /// Shuffles answers and picks name servers.
     pub rng: &'a mut Rng,
+    /// How many answers the response can carry at most (the UDP answer limit without EDNS), so a large
+    /// service is sampled rather than read whole.
+    pub answers_wanted: usize,
 }
 
 /// The sections answering `qtype` for a name in the domain; `qname` is the name as asked.
@@ -374,19 +377,50 @@ fn service_lookup(
     let state = ctx.state;
     let registered = state.service_name_ignoring_case(name)?;
     let only_passing = ctx.config.only_passing;
-    let mut entries: Vec<(&Node, &Service, bool)> = state
-        .health_service(registered)
-        .into_iter()
-        .filter(|(_, service, checks)| tag_fits(service, tag) && healthy(checks, only_passing))
-        .map(|(node, service, checks)| {
-            let warning = checks.iter().any(|c| c.status == CheckStatus::Warning);
-            (node, service, warning)
-        })
-        .collect();
+    // Shuffle the instance keys, then read instances in that order until enough healthy ones are found.
+    let mut ids = state.service_instance_ids(registered);
+    shuffle(ctx.rng, &mut ids);
+    let mut wanted = ctx.answers_wanted;
+    if ctx.config.a_record_limit > 0 && matches!(qtype, QType::A | QType::Aaaa) {
+        wanted = wanted.min(ctx.config.a_record_limit);
+    }
+    // A and AAAA answers are deduplicated by address, and an instance may lack the family asked: read on
+    // until `wanted` of the right kind are found.
+    let mut entries: Vec<(&Node, &Service, bool)> = Vec::new();
+    let mut kept = 0;
+    let mut seen_addresses = BTreeSet::new();
+    for (node, id) in ids {
+        let Some((node, service, checks)) = state.health_instance(node, id) else {
+            continue;
+        };
+        if !tag_fits(service, tag) || !healthy(&checks, only_passing) {
+            continue;
+        }
+        let warning = checks.iter().any(|c| c.status == CheckStatus::Warning);
+        entries.push((node, service, warning));
+        let address = if service.address.is_empty() {
+            &node.address
+        } else {
+            &service.address
+        };
+        let counts = match qtype {
+            QType::Srv => true,
+            QType::A | QType::Aaaa => {
+                address_records("", address, qtype, 0).is_some()
+                    && seen_addresses.insert(address.as_str())
+            }
+            _ => false,
+        };
+        if counts {
+            kept += 1;
+            if kept >= wanted {
+                break;
+            }
+        }
+    }
     if entries.is_empty() {
         return None;
     }
-    shuffle(ctx.rng, &mut entries);
     let ttl_s = ctx.config.service_ttl.lookup(name).unwrap_or(0);
     let node_ttl_s = ctx.config.node_ttl_s;
     let dc = ctx.config.datacenter.clone();
