@@ -99,7 +99,7 @@ done
 for q in "web.service.consul A" "web.service.consul SRV" "many.service.consul A" "many.service.consul SRV"; do
     for port in "$CAIRN_DNS_PORT" "$KNOT_PORT"; do
         # shellcheck disable=SC2086
-        n="$(dig +short +noedns +ignore @127.0.0.1 -p "$port" $q | wc -l)"
+        n="$(dig +short +tcp @127.0.0.1 -p "$port" $q | wc -l)"
         [ "$n" -gt 0 ] || die "no answer to '$q' on port $port"
     done
 done
