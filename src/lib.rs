@@ -9,12 +9,14 @@
 //! - [`raft`]: the pure Raft core (`Node::step`)
 //! - [`fsm`]: the pure replicated state machine (KV with tombstones and lock-delay, sessions, transactions)
 //! - [`rpc`]: the pure server RPC wire format (Raft messages, snapshot chunks, forwarded writes)
+//! - [`dns`]: the pure DNS interface (query names, lookups, truncation, EDNS) on simple-dns
 #![warn(missing_docs)]
 
 pub mod agent;
 pub mod api;
 pub mod cli;
 pub mod config;
+pub mod dns;
 pub mod fsm;
 pub mod logging;
 pub mod raft;

@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use as real peers and tools. None yet; gossip interop adds serf, DNS adds dnsutils.
-packages=()
+# Debian packages the tests use as real peers and tools. dnsutils gives the DNS e2e tests `dig`; gossip interop adds serf.
+packages=(dnsutils)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")

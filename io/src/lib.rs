@@ -6,8 +6,11 @@
 //!   listeners and peers.
 //! - [`http`]: HTTP/1.1 server framing: an incremental request parser, a response writer and a
 //!   keep-alive, pipelining server loop with limits and timeouts.
+//! - [`dns_server`]: a DNS transport (UDP and TCP on one port, bounded) and a UDP exchange for upstream
+//!   queries.
 #![warn(missing_docs)]
 
+pub mod dns_server;
 pub mod http;
 mod listen;
 pub mod net;

@@ -8,6 +8,7 @@ pub mod check_grpc;
 pub mod check_runner;
 pub mod check_tls;
 pub mod checks;
+pub mod dns;
 pub mod http;
 pub mod leader;
 pub mod metrics;
@@ -369,6 +370,9 @@ struct Wiring {
     servers: Vec<SocketAddr>,
     /// The address a client agent's shards listen on for the servers' answers.
     client_ip: IpAddr,
+    dns_addrs: Vec<SocketAddr>,
+    dns: Arc<crate::dns::DnsConfig>,
+    recursors: Arc<Vec<SocketAddr>>,
     log_level: LogLevel,
     leave_requested: Arc<AtomicBool>,
     check_settings: checks::RunnerSettings,
@@ -405,6 +409,9 @@ impl Wiring {
                 .address
                 .parse()
                 .unwrap_or(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            dns_addrs: config.dns_addrs(),
+            dns: Arc::new(config.dns.clone()),
+            recursors: Arc::new(config.recursors.clone()),
             log_level: config.log_level,
             leave_requested,
             check_settings: checks::RunnerSettings {
@@ -437,14 +444,15 @@ async fn executor_main(
     }
 }
 
-/// Serves the HTTP API on one shard until shutdown.
+/// Serves the HTTP API and DNS on one shard until shutdown.
 async fn serve_http(
     context: &ExecutorContext,
     index: usize,
     wiring: &Wiring,
 ) -> Result<(), ExecutorError> {
     let side = wiring.shards.lock().get_mut(index).and_then(Option::take);
-    let Some(side) = side.filter(|_| !wiring.http_addrs.is_empty()) else {
+    let serving = !wiring.http_addrs.is_empty() || !wiring.dns_addrs.is_empty();
+    let Some(side) = side.filter(|_| serving) else {
         context.shutdown.wait().await;
         return Ok(());
     };
@@ -456,7 +464,20 @@ async fn serve_http(
     let Some(link) = or(connect, stopped).await else {
         return Ok(());
     };
-    serve_front(context, index, wiring, Backend::Server(link)).await
+    let dns_front = dns::DnsFrontEnd::new(
+        Rc::clone(&link),
+        Arc::clone(&wiring.dns),
+        Arc::clone(&wiring.recursors),
+        index,
+    );
+    serve_front(
+        context,
+        index,
+        wiring,
+        Backend::Server(link),
+        Some(dns_front),
+    )
+    .await
 }
 
 /// Serves the HTTP API of a client agent on one shard until shutdown: what it cannot answer itself goes to
@@ -476,18 +497,21 @@ async fn serve_client(
         wiring.settings.datacenter.clone(),
         &context.shutdown,
     )?;
-    let result = serve_front(context, index, wiring, Backend::Client(Rc::clone(&remote))).await;
+    // DNS on a client agent needs the catalog from the servers: not served yet.
+    let backend = Backend::Client(Rc::clone(&remote));
+    let result = serve_front(context, index, wiring, backend, None).await;
     remote.close().await;
     result
 }
 
-/// Serves the front end on one shard: the HTTP listeners, the relayed calls (servers), and on shard 0 the
-/// check runner, TTL timers, anti-entropy and the config files' definitions.
+/// Serves the front end on one shard: the HTTP and DNS listeners, the relayed calls (servers), and on
+/// shard 0 the check runner, TTL timers, anti-entropy and the config files' definitions.
 async fn serve_front(
     context: &ExecutorContext,
     index: usize,
     wiring: &Wiring,
     backend: Backend,
+    dns_front: Option<Rc<dns::DnsFrontEnd>>,
 ) -> Result<(), ExecutorError> {
     let front = FrontEnd::new(
         backend,
@@ -530,8 +554,20 @@ async fn serve_front(
             .map_err(|e| format!("HTTP API on {addr}: {e}"))?;
         servers.push(server);
     }
+    let mut dns_servers = Vec::with_capacity(wiring.dns_addrs.len());
+    if let Some(dns_front) = &dns_front {
+        for addr in &wiring.dns_addrs {
+            let server = dns_front
+                .serve(*addr, &context.shutdown)
+                .map_err(|e| format!("DNS on {addr}: {e}"))?;
+            dns_servers.push(server);
+        }
+    }
     context.shutdown.wait().await;
     for server in servers {
+        server.close().await;
+    }
+    for server in dns_servers {
         server.close().await;
     }
     if let Some(timers) = timers {

@@ -114,6 +114,148 @@ fn port(
         .map_err(|_| invalid(format!("{key}: invalid port: {value}")))
 }
 
+/// A Go duration for `key` in milliseconds; `default_ms` when unset.
+fn duration_ms(tree: &Tree<'_>, key: &str, default_ms: u64) -> Result<u64, ConfigError> {
+    match tree.string(key) {
+        None => Ok(default_ms),
+        Some(text) => crate::api::duration::parse_duration_ms(text)
+            .map_err(|error| invalid(format!("{key}: invalid duration: {text:?}: {error}"))),
+    }
+}
+
+/// A TTL in whole seconds (DNS TTLs are 32-bit seconds).
+fn ttl_s(key: &str, text: &str) -> Result<u32, ConfigError> {
+    let ms = crate::api::duration::parse_duration_ms(text)
+        .map_err(|error| invalid(format!("{key}: invalid duration: {text:?}: {error}")))?;
+    u32::try_from(ms / 1_000).map_err(|_| invalid(format!("{key}: TTL too large: {text:?}")))
+}
+
+/// A whole number in `0..=u32::MAX` for `key`; `default` when unset.
+fn count_u32(tree: &Tree<'_>, key: &str, default: u32) -> Result<u32, ConfigError> {
+    match tree.int(key) {
+        None => Ok(default),
+        Some(n) => u32::try_from(n).map_err(|_| {
+            invalid(format!(
+                "{key} cannot be {n}: must be between 0 and {}",
+                u32::MAX
+            ))
+        }),
+    }
+}
+
+/// A domain name lower-cased with its trailing dot; `None` for empty or `.`.
+fn domain_name(text: &str) -> Option<String> {
+    let name = text.trim().to_ascii_lowercase();
+    match name.as_str() {
+        "" | "." => None,
+        n if n.ends_with('.') => Some(name),
+        _ => Some(format!("{name}.")),
+    }
+}
+
+/// The DNS interface's settings: `domain`, `alt_domain` and `dns_config.*` with Consul's defaults.
+fn dns_config(
+    tree: &Tree<'_>,
+    domain: &str,
+    datacenter: &str,
+    recursion: bool,
+) -> Result<crate::dns::DnsConfig, ConfigError> {
+    use crate::dns::{DnsConfig, RecursorStrategy, ServiceTtls, Soa};
+    let defaults = DnsConfig::default();
+    let alt_domain = tree.string("alt_domain").and_then(domain_name);
+    let domain = domain_name(domain).unwrap_or_else(|| DOMAIN_DEFAULT.to_string());
+    if alt_domain.as_deref() == Some(domain.as_str()) {
+        return Err(invalid(format!(
+            "alt_domain cannot be the same as domain: {domain:?}"
+        )));
+    }
+    let mut service_ttl = ServiceTtls::default();
+    if let Some(Value::Object(map)) = tree.get("dns_config.service_ttl") {
+        for (name, value) in map {
+            let key = format!("dns_config.service_ttl.{name}");
+            let text = value.as_str().unwrap_or_default();
+            service_ttl.insert(name, ttl_s(&key, text)?);
+        }
+    }
+    let node_ttl_s = match tree.string("dns_config.node_ttl") {
+        None => defaults.node_ttl_s,
+        Some(text) => ttl_s("dns_config.node_ttl", text)?,
+    };
+    let recursor_strategy = match tree.string("dns_config.recursor_strategy") {
+        None | Some("") | Some("sequential") => RecursorStrategy::Sequential,
+        Some("random") => RecursorStrategy::Random,
+        Some(other) => {
+            return Err(invalid(format!(
+                "dns_config.recursor_strategy must be \"sequential\" or \"random\", not {other:?}"
+            )))
+        }
+    };
+    let udp_answer_limit = match tree.int("dns_config.udp_answer_limit") {
+        None => defaults.udp_answer_limit,
+        Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(n) => {
+            return Err(invalid(format!(
+                "dns_config.udp_answer_limit cannot be {n}. Must be greater than or equal to zero"
+            )))
+        }
+    };
+    let a_record_limit = match tree.int("dns_config.a_record_limit") {
+        None => defaults.a_record_limit,
+        Some(n) if n >= 0 => usize::try_from(n).unwrap_or(usize::MAX),
+        Some(n) => {
+            return Err(invalid(format!(
+                "dns_config.a_record_limit cannot be {n}. Must be greater than or equal to zero"
+            )))
+        }
+    };
+    let soa_defaults = Soa::default();
+    let soa = Soa {
+        refresh_s: count_u32(tree, "dns_config.soa.refresh", soa_defaults.refresh_s)?,
+        retry_s: count_u32(tree, "dns_config.soa.retry", soa_defaults.retry_s)?,
+        expire_s: count_u32(tree, "dns_config.soa.expire", soa_defaults.expire_s)?,
+        min_ttl_s: count_u32(tree, "dns_config.soa.min_ttl", soa_defaults.min_ttl_s)?,
+    };
+    let recursor_timeout_ms = duration_ms(
+        tree,
+        "dns_config.recursor_timeout",
+        defaults.recursor_timeout_ms,
+    )?;
+    if recursor_timeout_ms == 0 {
+        return Err(invalid(
+            "dns_config.recursor_timeout must be positive".to_string(),
+        ));
+    }
+    Ok(DnsConfig {
+        domain,
+        alt_domain,
+        datacenter: datacenter.to_string(),
+        recursion,
+        allow_stale: tree
+            .bool("dns_config.allow_stale")
+            .unwrap_or(defaults.allow_stale),
+        max_stale_ms: duration_ms(tree, "dns_config.max_stale", defaults.max_stale_ms)?,
+        node_ttl_s,
+        service_ttl,
+        only_passing: tree
+            .bool("dns_config.only_passing")
+            .unwrap_or(defaults.only_passing),
+        enable_truncate: tree
+            .bool("dns_config.enable_truncate")
+            .unwrap_or(defaults.enable_truncate),
+        udp_answer_limit,
+        a_record_limit,
+        node_meta_txt: tree
+            .bool("dns_config.enable_additional_node_meta_txt")
+            .unwrap_or(defaults.node_meta_txt),
+        disable_compression: tree
+            .bool("dns_config.disable_compression")
+            .unwrap_or(defaults.disable_compression),
+        soa,
+        recursor_timeout_ms,
+        recursor_strategy,
+    })
+}
+
 /// A whole number of at least `min`.
 fn at_least(tree: &Tree<'_>, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
     match tree.int(key) {
@@ -527,6 +669,7 @@ pub(super) fn build(
         Some(name) if name.ends_with('.') => name.to_string(),
         Some(name) => format!("{name}."),
     };
+    let dns = dns_config(tree, &domain, &datacenter, !recursors.is_empty())?;
     let pid_file = tree
         .string("pid_file")
         .filter(|path| !path.is_empty())
@@ -576,6 +719,7 @@ pub(super) fn build(
         watches: tree.objects("watches"),
         recursors,
         domain,
+        dns,
         config_sources,
     };
     config.check_server_flags()?;

@@ -95,6 +95,11 @@ const fn flag(name: &'static str, kind: FlagKind, usage: &'static str) -> FlagSp
 pub const AGENT_FLAGS: &[FlagSpec] = &[
     flag("advertise", FlagKind::String, "Sets the advertise address to use."),
     flag(
+        "alt-domain",
+        FlagKind::String,
+        "Alternate domain to use for DNS interface.",
+    ),
+    flag(
         "bind",
         FlagKind::String,
         "Sets the bind address for cluster communication.",
@@ -280,6 +285,7 @@ enum FlagKey {
 /// The flags that set config keys (the others: `-dev`, `-config-*`, `-hcl`).
 const FLAG_KEYS: &[(&str, FlagKey)] = &[
     ("advertise", FlagKey::Str("advertise_addr")),
+    ("alt-domain", FlagKey::Str("alt_domain")),
     ("bind", FlagKey::Str("bind_addr")),
     ("bootstrap", FlagKey::Bool("bootstrap")),
     ("bootstrap-expect", FlagKey::Int("bootstrap_expect")),
@@ -465,6 +471,9 @@ pub struct AgentConfig {
     pub recursors: Vec<SocketAddr>,
     /// `domain`, with its trailing dot (`consul.`).
     pub domain: String,
+    /// The DNS interface: `domain`, `alt_domain`, `dns_config` and whether `recursors` exist, with Consul's
+    /// defaults.
+    pub dns: crate::dns::DnsConfig,
     /// The config files loaded, in order (what a reload reads again).
     pub config_sources: Vec<PathBuf>,
 }
@@ -825,6 +834,7 @@ fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
         "skip_leave_on_interrupt" => skip_leave_on_interrupt,
         "recursors" => recursors,
         "domain" => domain,
+        "dns_config" => dns,
     );
     out
 }

@@ -150,6 +150,32 @@ const PORTS: &[Key] = &[
     ignored("expose_max_port"),
 ];
 
+const DNS_SOA: &[Key] = &[
+    used("refresh", Kind::Int),
+    used("retry", Kind::Int),
+    used("expire", Kind::Int),
+    used("min_ttl", Kind::Int),
+];
+
+const DNS_CONFIG: &[Key] = &[
+    used("allow_stale", Kind::Bool),
+    used("max_stale", Kind::Str),
+    used("node_ttl", Kind::Str),
+    used("service_ttl", Kind::StrMap),
+    used("only_passing", Kind::Bool),
+    used("enable_truncate", Kind::Bool),
+    used("udp_answer_limit", Kind::Int),
+    used("a_record_limit", Kind::Int),
+    used("enable_additional_node_meta_txt", Kind::Bool),
+    used("disable_compression", Kind::Bool),
+    used("soa", Kind::Object(DNS_SOA)),
+    used("recursor_timeout", Kind::Str),
+    used("recursor_strategy", Kind::Str),
+    ignored("use_cache"),
+    ignored("cache_max_age"),
+    ignored("prefer_namespace"),
+];
+
 const UI_CONFIG: &[Key] = &[
     used("enabled", Kind::Bool),
     ignored("dir"),
@@ -177,6 +203,8 @@ pub const TOP_LEVEL: &[Key] = &[
     used("datacenter", Kind::Str),
     used("disable_host_node_id", Kind::Bool),
     used("domain", Kind::Str),
+    used("alt_domain", Kind::Str),
+    used("dns_config", Kind::Object(DNS_CONFIG)),
     used("enable_local_script_checks", Kind::Bool),
     used("enable_script_checks", Kind::Bool),
     used("encrypt", Kind::Str),
@@ -237,7 +265,6 @@ pub const TOP_LEVEL: &[Key] = &[
     ignored("advertise_addr_wan_ipv4"),
     ignored("advertise_addr_wan_ipv6"),
     ignored("advertise_reconnect_timeout"),
-    ignored("alt_domain"),
     ignored("audit"),
     ignored("auto_config"),
     ignored("auto_encrypt"),
@@ -260,7 +287,6 @@ pub const TOP_LEVEL: &[Key] = &[
     ignored("disable_remote_exec"),
     ignored("discard_check_output"),
     ignored("discovery_max_stale"),
-    ignored("dns_config"),
     ignored("enable_acl_replication"),
     ignored("enable_agent_tls_for_checks"),
     ignored("enable_central_service_config"),

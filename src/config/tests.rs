@@ -824,3 +824,118 @@ fn go_integers() {
     assert_eq!(parse_go_int("--1"), None);
     assert_eq!(parse_go_int("1.5"), None);
 }
+
+#[test]
+fn dns_defaults_are_consuls() {
+    let c = config(&["-dev"]);
+    assert_eq!(c.ports.dns, Some(8600));
+    let dns = &c.dns;
+    assert_eq!(dns.domain, "consul.");
+    assert_eq!(dns.alt_domain, None);
+    assert_eq!(dns.datacenter, "dc1");
+    assert!(!dns.recursion);
+    assert!(dns.allow_stale);
+    assert_eq!(dns.max_stale_ms, 87_600 * 3_600 * 1_000);
+    assert_eq!((dns.node_ttl_s, dns.service_ttl.lookup("web")), (0, None));
+    assert!(!dns.only_passing && !dns.enable_truncate && !dns.disable_compression);
+    assert!(dns.node_meta_txt);
+    assert_eq!((dns.udp_answer_limit, dns.a_record_limit), (3, 0));
+    assert_eq!(dns.soa, crate::dns::Soa::default());
+    assert_eq!(dns.recursor_timeout_ms, 2_000);
+    assert_eq!(
+        dns.recursor_strategy,
+        crate::dns::RecursorStrategy::Sequential
+    );
+    assert_eq!(config(&["-dev", "-dns-port", "-1"]).ports.dns, None);
+    assert_eq!(config(&["-dev", "-dns-port=8653"]).ports.dns, Some(8653));
+}
+
+#[test]
+fn dns_config_keys_json_and_hcl() {
+    let dir = TempDir::new("dns");
+    let json = dir.write(
+        "d.json",
+        r#"{"domain": "Corp", "alt_domain": "alt.example", "recursors": ["1.1.1.1"],
+            "dns_config": {"allow_stale": false, "max_stale": "10s", "node_ttl": "30s",
+              "service_ttl": {"*": "5s", "web*": "1m", "db": "2s"}, "only_passing": true,
+              "enable_truncate": true, "udp_answer_limit": 5, "a_record_limit": 2,
+              "enable_additional_node_meta_txt": false, "disable_compression": true,
+              "soa": {"refresh": 1, "retry": 2, "expire": 3, "min_ttl": 4},
+              "recursor_timeout": "500ms", "recursor_strategy": "random", "use_cache": true}}"#,
+    );
+    let hcl = dir.write(
+        "d.hcl",
+        r#"domain = "Corp"
+alt_domain = "alt.example"
+recursors = ["1.1.1.1"]
+dns_config {
+  allow_stale = false
+  max_stale = "10s"
+  node_ttl = "30s"
+  service_ttl = { "*" = "5s", "web*" = "1m", "db" = "2s" }
+  only_passing = true
+  enable_truncate = true
+  udp_answer_limit = 5
+  a_record_limit = 2
+  enable_additional_node_meta_txt = false
+  disable_compression = true
+  soa {
+    refresh = 1
+    retry = 2
+    expire = 3
+    min_ttl = 4
+  }
+  recursor_timeout = "500ms"
+  recursor_strategy = "random"
+  use_cache = true
+}
+"#,
+    );
+    let from_json = config(&["-dev", "-config-file", &json]);
+    let from_hcl = config(&["-dev", "-config-file", &hcl]);
+    assert_eq!(from_json.dns, from_hcl.dns);
+    let dns = from_json.dns;
+    assert_eq!(dns.domain, "corp.");
+    assert_eq!(dns.alt_domain.as_deref(), Some("alt.example."));
+    assert!(dns.recursion);
+    assert!(!dns.allow_stale);
+    assert_eq!(dns.max_stale_ms, 10_000);
+    assert_eq!(dns.node_ttl_s, 30);
+    assert_eq!(dns.service_ttl.lookup("web-api"), Some(60));
+    assert_eq!(dns.service_ttl.lookup("db"), Some(2));
+    assert_eq!(dns.service_ttl.lookup("other"), Some(5));
+    assert!(dns.only_passing && dns.enable_truncate && dns.disable_compression);
+    assert!(!dns.node_meta_txt);
+    assert_eq!((dns.udp_answer_limit, dns.a_record_limit), (5, 2));
+    assert_eq!(
+        dns.soa,
+        crate::dns::Soa {
+            refresh_s: 1,
+            retry_s: 2,
+            expire_s: 3,
+            min_ttl_s: 4
+        }
+    );
+    assert_eq!(dns.recursor_timeout_ms, 500);
+    assert_eq!(dns.recursor_strategy, crate::dns::RecursorStrategy::Random);
+    // The flag form of alt_domain.
+    assert_eq!(
+        config(&["-dev", "-alt-domain", "other"])
+            .dns
+            .alt_domain
+            .as_deref(),
+        Some("other.")
+    );
+    // Bad values name the key.
+    let bad = dir.write(
+        "b.json",
+        r#"{"dns_config": {"recursor_strategy": "fastest"}}"#,
+    );
+    assert!(error(&["-dev", "-config-file", &bad]).contains("dns_config.recursor_strategy"));
+    let bad = dir.write("c.json", r#"{"dns_config": {"node_ttl": "soon"}}"#);
+    assert!(error(&["-dev", "-config-file", &bad]).contains("dns_config.node_ttl"));
+    let bad = dir.write("e.json", r#"{"dns_config": {"udp_answer_limit": -1}}"#);
+    assert!(error(&["-dev", "-config-file", &bad]).contains("dns_config.udp_answer_limit"));
+    let bad = dir.write("f.json", r#"{"dns_config": {"nonsense": 1}}"#);
+    assert!(error(&["-dev", "-config-file", &bad]).contains("dns_config.nonsense"));
+}

@@ -143,6 +143,41 @@ impl State {
             .collect()
     }
 
+    /// (node, service ID) of each instance of service `name`, ascending, without reading the instances (DNS
+    /// shuffles these and reads only as many instances as it answers with).
+    pub fn service_instance_ids(&self, name: &str) -> Vec<(&str, &str)> {
+        self.instances_of(name).collect()
+    }
+
+    /// Instance `id` on `node` as a `/health/service` entry: the node, the instance, the node-level checks
+    /// followed by the instance's own.
+    pub fn health_instance(&self, node: &str, id: &str) -> Option<HealthEntry<'_>> {
+        let (node, service) = self.instance(node, id)?;
+        let checks = self
+            .checks_of_node(&node.node)
+            .filter(|c| c.service_id.is_empty())
+            .chain(
+                self.checks_of_node(&node.node)
+                    .filter(|c| c.service_id == service.id),
+            )
+            .collect();
+        Some((node, service, checks))
+    }
+
+    /// The registered service name equal to `name` ignoring ASCII case, the exact spelling first (DNS names
+    /// are case-insensitive); `None` when no such service has instances.
+    pub fn service_name_ignoring_case(&self, name: &str) -> Option<&str> {
+        if let Some((key, _)) = self.service_indexes.get_key_value(name) {
+            if self.instances_of(key).next().is_some() {
+                return Some(key.as_str());
+            }
+        }
+        self.service_indexes
+            .keys()
+            .find(|key| key.eq_ignore_ascii_case(name) && self.instances_of(key).next().is_some())
+            .map(String::as_str)
+    }
+
     /// The nodes table's last change (`/catalog/nodes`, `/catalog/node`'s node part).
     pub fn nodes_index(&self) -> Index {
         self.indexes.nodes
