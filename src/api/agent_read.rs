@@ -2,7 +2,9 @@
 //! own services and checks, answered from its local state ([`LocalState`], not the catalog), and what the agent is.
 
 use super::cluster::ClusterView;
+use super::filter::Filter;
 use super::local::LocalState;
+use super::params::Selection;
 use super::router::method_not_allowed;
 use super::views::CheckJson;
 use super::{json, ApiRequest, ApiResponse, Context, Method, Plan};
@@ -13,12 +15,12 @@ use std::collections::BTreeMap;
 /// What an agent read returns.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum AgentRead {
-    /// `GET /v1/agent/services`.
-    Services,
+    /// `GET /v1/agent/services` (`?filter`).
+    Services(Option<Filter>),
     /// `GET /v1/agent/service/:id`.
     Service(String),
-    /// `GET /v1/agent/checks`.
-    Checks,
+    /// `GET /v1/agent/checks` (`?filter`).
+    Checks(Option<Filter>),
     /// `GET /v1/agent/self`.
     Myself,
     /// `GET /v1/agent/health/service/id/:id` (`text`: `?format=text`).
@@ -40,8 +42,14 @@ pub enum AgentRead {
 /// Plans the agent reads; `None` for other agent routes.
 pub fn plan(req: &ApiRequest, rest: &str) -> Option<Plan> {
     let read = match rest.split_once('/') {
-        None if rest == "services" => AgentRead::Services,
-        None if rest == "checks" => AgentRead::Checks,
+        None if rest == "services" => match Selection::parse(&req.query) {
+            Ok(selection) => AgentRead::Services(selection.filter),
+            Err(response) => return Some(Plan::Respond(response)),
+        },
+        None if rest == "checks" => match Selection::parse(&req.query) {
+            Ok(selection) => AgentRead::Checks(selection.filter),
+            Err(response) => return Some(Plan::Respond(response)),
+        },
         None if rest == "self" => AgentRead::Myself,
         Some(("service", id)) if !id.is_empty() && !id.contains('/') => {
             AgentRead::Service(id.to_string())
@@ -163,18 +171,20 @@ pub fn answer(
     pretty: bool,
 ) -> ApiResponse {
     match read {
-        AgentRead::Services => {
+        AgentRead::Services(filter) => {
             let map: BTreeMap<&str, AgentServiceJson> = local
                 .services()
                 .map(|s| (s.id.as_str(), AgentServiceJson::new(s, &ctx.datacenter)))
+                .filter(|(_, view)| fits(filter, view))
                 .collect();
             json::ok(&map, pretty)
         }
         AgentRead::Service(id) => service(local, ctx, id, pretty),
-        AgentRead::Checks => {
+        AgentRead::Checks(filter) => {
             let map: BTreeMap<&str, CheckJson> = local
                 .checks()
                 .map(|c| (c.check_id.as_str(), CheckJson::new(c)))
+                .filter(|(_, view)| fits(filter, view))
                 .collect();
             json::ok(&map, pretty)
         }
@@ -182,6 +192,13 @@ pub fn answer(
         AgentRead::HealthById { id, text } => health_by_id(local, ctx, id, *text, pretty),
         AgentRead::HealthByName { name, text } => health_by_name(local, ctx, name, *text, pretty),
     }
+}
+
+/// Whether `view` passes `filter` (no filter: everything does).
+fn fits<T: Serialize>(filter: &Option<Filter>, view: &T) -> bool {
+    filter
+        .as_ref()
+        .is_none_or(|f| serde_json::to_value(view).is_ok_and(|value| f.matches(&value)))
 }
 
 /// The worst status among `checks` (`passing` when there are none), as Consul aggregates them:
@@ -404,6 +421,45 @@ mod tests {
             panic!("{target}: not an agent read");
         };
         answer(local, &ClusterView::default(), &read, &ctx(), pretty)
+    }
+
+    #[test]
+    fn agent_services_and_checks_take_a_filter() {
+        let mut local = LocalState::new();
+        for (id, port) in [("a", 80), ("b", 90)] {
+            let service = Service {
+                id: id.into(),
+                service: id.into(),
+                port,
+                ..Service::default()
+            };
+            let check = HealthCheck {
+                check_id: format!("{id}-check"),
+                service_id: id.into(),
+                status: CheckStatus::Passing,
+                ..HealthCheck::default()
+            };
+            local
+                .add_service(service, vec![check], false, true)
+                .expect("add");
+        }
+        let services = health_of(&local, "/v1/agent/services?filter=Port%20%3D%3D%2090");
+        let body: serde_json::Value = serde_json::from_slice(&services.body).expect("json");
+        assert_eq!(
+            body.as_object()
+                .map(|m| m.keys().cloned().collect::<Vec<_>>()),
+            Some(vec!["b".to_string()])
+        );
+        let checks = health_of(
+            &local,
+            "/v1/agent/checks?filter=ServiceID%20%3D%3D%20%22a%22",
+        );
+        let body: serde_json::Value = serde_json::from_slice(&checks.body).expect("json");
+        assert_eq!(body.as_object().map(|m| m.len()), Some(1), "{body}");
+        assert!(matches!(
+            plan_of(Method::Get, "/v1/agent/services?filter=%3D%3D", b""),
+            Plan::Respond(ApiResponse { status: 400, .. })
+        ));
     }
 
     #[test]
