@@ -570,17 +570,9 @@ async fn serve_front(
     for server in dns_servers {
         server.close().await;
     }
-    if let Some(timers) = timers {
-        timers.await;
-    }
-    if let Some(checks) = checks {
-        checks.await;
-    }
-    if let Some(anti_entropy) = anti_entropy {
-        anti_entropy.await;
-    }
     relays.await;
-    // Dropping the task cancels a registration still waiting for a leader.
-    drop(definitions);
+    // The background tasks may be waiting on the Raft core, which is stopping too: cancel them (dropping a
+    // task cancels it at its current await) rather than wait for their timeouts.
+    drop((timers, checks, anti_entropy, definitions));
     Ok(())
 }
