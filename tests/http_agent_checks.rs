@@ -14,7 +14,7 @@ use support::Agent;
 
 /// How long a check may take to show a new status: its 1 s interval plus a second, plus slack for a
 /// loaded machine.
-const STATUS_WAIT_MS: u64 = 5_000;
+const STATUS_WAIT_MS: u64 = 15_000;
 
 fn put_empty(a: &Agent, target: &str, body: &str) {
     let r = a.call("PUT", target, body.as_bytes());

@@ -203,6 +203,15 @@ impl FrontEnd {
             if !self.leader_known() {
                 continue;
             }
+            let released = self
+                .settings
+                .local
+                .state
+                .lock()
+                .release_deferred(super::http::wall_clock_ms());
+            if released > 0 {
+                next_retry_ms = 0;
+            }
             if now_ms >= next_full_ms {
                 match self.full_sync().await {
                     Ok((marked, count)) => {

@@ -90,6 +90,7 @@ pub fn identity(config: &AgentConfig) -> AgentIdentity {
         version: env!("CARGO_PKG_VERSION").to_string(),
         serf_lan_port: config.ports.serf_lan.unwrap_or(8301),
         remote_script_checks: config.enable_script_checks,
+        check_update_interval_ms: config.check_update_interval_ms,
     }
 }
 
@@ -633,7 +634,9 @@ impl FrontEnd {
         {
             let mut local = self.settings.local.state.lock();
             let same = local.check(id).is_some_and(|c| c.definition == *definition);
-            if !same || !local.update_check(id, status, output) {
+            let defer_ms = self.settings.agent.check_update_interval_ms;
+            let now_ms = wall_clock_ms();
+            if !same || !local.update_check_deferring(id, status, output, now_ms, defer_ms) {
                 return true;
             }
         }

@@ -60,6 +60,8 @@ pub struct AgentIdentity {
     pub serf_lan_port: u16,
     /// `enable_script_checks`: script checks may be registered through the HTTP API.
     pub remote_script_checks: bool,
+    /// `check_update_interval`: how long a check's change of output alone waits before it is synced.
+    pub check_update_interval_ms: u64,
 }
 
 /// Consul's refusal of a script check registered through the API while `enable_script_checks` is off.
@@ -501,7 +503,9 @@ impl AgentOp {
                 local.remove_check(id)?;
                 Ok(vec![(id.clone(), None)])
             }
-            AgentOp::UpdateTtl { id, status, output } => update_ttl(local, id, *status, output),
+            AgentOp::UpdateTtl { id, status, output } => {
+                update_ttl(local, ctx, id, *status, output)
+            }
             AgentOp::ServiceMaintenance { id, reason } => {
                 set_maintenance(local, ctx, Some(id), reason.as_deref())
             }
@@ -564,6 +568,7 @@ fn on_node(check: &HealthCheck, ctx: &Context) -> HealthCheck {
 
 fn update_ttl(
     local: &mut LocalState,
+    ctx: &Context,
     id: &str,
     status: CheckStatus,
     output: &str,
@@ -572,7 +577,8 @@ fn update_ttl(
         let text = format!("CheckID {id:?} does not have associated TTL");
         return Err(ApiResponse::text(500, text));
     };
-    local.update_check(id, status, output);
+    let defer_ms = ctx.agent.check_update_interval_ms;
+    local.update_check_deferring(id, status, output, ctx.now_ms, defer_ms);
     Ok(vec![(id.to_string(), Some(ttl))])
 }
 

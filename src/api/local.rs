@@ -36,6 +36,9 @@ struct Entry<T> {
     revision: u64,
     /// Registered through the API (kept across restarts), not from the configuration files.
     persist: bool,
+    /// A check whose output alone changed while in sync: when (wall-clock ms) that output is synced
+    /// (Consul's `check_update_interval`); until then the entry counts as in sync.
+    output_due_ms: Option<u64>,
 }
 
 /// The version of [`Persisted`] this code writes and reads.
@@ -308,6 +311,7 @@ impl LocalState {
             entry.value.output = output.to_string();
             entry.in_sync = false;
             entry.revision = revision;
+            entry.output_due_ms = None;
         }
         true
     }
@@ -335,6 +339,50 @@ impl LocalState {
                     .insert(check.check_id.clone(), kept(check, revision, true));
             }
         }
+    }
+
+    /// Like [`LocalState::update_check`], but a change of output alone to a check that is in sync is synced
+    /// only `defer_ms` after `now_ms` (Consul's `check_update_interval`; 0 syncs at once): the agent shows
+    /// it at once, the catalog later, and a status change syncs at once either way.
+    pub fn update_check_deferring(
+        &mut self,
+        id: &str,
+        status: CheckStatus,
+        output: &str,
+        now_ms: u64,
+        defer_ms: u64,
+    ) -> bool {
+        let Some(entry) = self.checks.get(id).filter(|e| !e.deleted) else {
+            return false;
+        };
+        let output_only = entry.value.status == status && entry.value.output != output;
+        let was_synced = entry.in_sync;
+        let due = entry.output_due_ms;
+        if !self.update_check(id, status, output) {
+            return false;
+        }
+        if let Some(entry) = self.checks.get_mut(id) {
+            if output_only && was_synced && defer_ms > 0 {
+                entry.in_sync = true;
+                entry.output_due_ms = Some(due.unwrap_or(now_ms + defer_ms));
+            } else {
+                entry.output_due_ms = None;
+            }
+        }
+        true
+    }
+
+    /// Marks out of sync the checks whose deferred output is due at `now_ms`; how many.
+    pub fn release_deferred(&mut self, now_ms: u64) -> usize {
+        let mut released = 0;
+        for entry in self.checks.values_mut() {
+            if entry.output_due_ms.is_some_and(|due| due <= now_ms) {
+                entry.output_due_ms = None;
+                entry.in_sync = false;
+                released += 1;
+            }
+        }
+        released
     }
 
     /// Whether everything is in sync with the catalog.
@@ -490,11 +538,13 @@ impl LocalState {
             .iter_mut()
             .filter(|(_, e)| !e.deleted && e.in_sync)
         {
+            let deferred = entry.output_due_ms.is_some();
             let same = remote_checks
                 .iter()
-                .any(|r| r.check_id == *id && same_check(r, &entry.value));
+                .any(|r| r.check_id == *id && same_check(r, &entry.value, deferred));
             if !same {
                 entry.in_sync = false;
+                entry.output_due_ms = None;
                 marked += 1;
             }
         }
@@ -509,6 +559,7 @@ fn fresh<T>(value: T, revision: u64) -> Entry<T> {
         in_sync: false,
         revision,
         persist: false,
+        output_due_ms: None,
     }
 }
 
@@ -548,10 +599,16 @@ fn same_service(remote: &Service, local: &Service) -> bool {
 }
 
 /// Whether the catalog's `remote` copy of a check holds what the agent has (the service name and tags
-/// the catalog fills in, and the indexes, aside).
-fn same_check(remote: &HealthCheck, local: &HealthCheck) -> bool {
+/// the catalog fills in, and the indexes, aside; the output too while its sync is deferred).
+fn same_check(remote: &HealthCheck, local: &HealthCheck, output_deferred: bool) -> bool {
+    let output = if output_deferred {
+        remote.output.clone()
+    } else {
+        local.output.clone()
+    };
     let comparable = HealthCheck {
         node: remote.node.clone(),
+        output,
         service_name: remote.service_name.clone(),
         service_tags: remote.service_tags.clone(),
         create_index: remote.create_index,

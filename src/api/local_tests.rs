@@ -225,3 +225,40 @@ fn the_full_sync_interval_scales_with_the_cluster() {
     assert!(full_sync_wait_ms(60_000, 10, u64::MAX) < 120_000);
     assert!(full_sync_wait_ms(60_000, 10_000, u64::MAX) < 60_000 * 9);
 }
+
+#[test]
+fn a_change_of_output_alone_is_synced_after_the_update_interval() {
+    let (mut local, mut fsm, mut index) = (LocalState::new(), Fsm::new(), 0);
+    local
+        .add_check(check("c", "", CheckStatus::Passing), true)
+        .expect("check");
+    sync(&mut local, &mut fsm, &mut index);
+    let output_in_catalog = |fsm: &Fsm| fsm.state().node_checks("node1")[0].output.clone();
+    // Output alone: shown by the agent at once, synced only when due.
+    assert!(local.update_check_deferring("c", CheckStatus::Passing, "run 1", 1_000, 60_000));
+    assert_eq!(local.check("c").map(|c| c.output.as_str()), Some("run 1"));
+    assert_eq!(sync(&mut local, &mut fsm, &mut index), 0);
+    let catalog = CatalogNode::from_state(&fsm.state(), "node1");
+    assert_eq!(
+        local.compare(&catalog, &ctx()),
+        0,
+        "a deferred output is not drift"
+    );
+    assert!(local.update_check_deferring("c", CheckStatus::Passing, "run 2", 30_000, 60_000));
+    assert_eq!(
+        local.release_deferred(60_999),
+        0,
+        "due 60 s after the first change"
+    );
+    assert_eq!(local.release_deferred(61_000), 1);
+    assert_eq!(sync(&mut local, &mut fsm, &mut index), 1);
+    assert_eq!(output_in_catalog(&fsm), "run 2");
+    // A status change syncs at once, with its output.
+    assert!(local.update_check_deferring("c", CheckStatus::Critical, "down", 62_000, 60_000));
+    assert_eq!(sync(&mut local, &mut fsm, &mut index), 1);
+    assert_eq!(output_in_catalog(&fsm), "down");
+    // No deferral with an interval of 0.
+    assert!(local.update_check_deferring("c", CheckStatus::Critical, "still down", 63_000, 0));
+    assert_eq!(sync(&mut local, &mut fsm, &mut index), 1);
+    assert_eq!(output_in_catalog(&fsm), "still down");
+}

@@ -528,6 +528,14 @@ pub(super) fn build(
         1,
     )?
     .min(crate::api::agent::CHECK_OUTPUT_BYTES_CAP as u64);
+    let check_update_interval_ms = match tree.string("check_update_interval") {
+        None => CHECK_UPDATE_INTERVAL_MS_DEFAULT,
+        Some(text) => crate::api::duration::parse_duration_ms(text).map_err(|error| {
+            invalid(format!(
+                "check_update_interval: invalid duration: {text:?}: {error}"
+            ))
+        })?,
+    };
     let kv_max_value_size_bytes = at_least(
         tree,
         "limits.kv_max_value_size",
@@ -698,6 +706,7 @@ pub(super) fn build(
         raft_multiplier,
         session_ttl_min_ms,
         ae_interval_ms,
+        check_update_interval_ms,
         check_deregister_interval_min_ms,
         check_reap_interval_ms,
         check_output_max_size_bytes,

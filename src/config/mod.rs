@@ -58,6 +58,8 @@ pub const RAFT_MULTIPLIER_DEFAULT: u32 = 1;
 pub const RAFT_MULTIPLIER_MAX: u32 = 10;
 /// Consul's `session_ttl_min` default, in milliseconds.
 pub const SESSION_TTL_MIN_MS_DEFAULT: u64 = 10_000;
+/// Consul's `check_update_interval` default, in milliseconds.
+pub const CHECK_UPDATE_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// Consul's anti-entropy interval (`ae_interval`, not user-facing), in milliseconds.
 pub const AE_INTERVAL_MS_DEFAULT: u64 = 60_000;
 /// Consul's `limits.kv_max_value_size` default (Raft's suggested maximum entry size).
@@ -426,6 +428,9 @@ pub struct AgentConfig {
     pub session_ttl_min_ms: u64,
     /// `ae_interval`: the base interval of anti-entropy's full sync, in milliseconds (tests shorten it).
     pub ae_interval_ms: u64,
+    /// `check_update_interval`: how long a check's change of output alone waits before it is synced to the
+    /// catalog, in milliseconds (Consul's default 5 minutes; 0 syncs every change at once).
+    pub check_update_interval_ms: u64,
     /// `check_deregister_interval_min` (Consul's internal setting, 1 minute by default): the shortest
     /// `deregister_critical_service_after` honoured, in milliseconds.
     pub check_deregister_interval_min_ms: u64,
@@ -815,6 +820,7 @@ fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
         "raft_multiplier" => raft_multiplier,
         "session_ttl_min_ms" => session_ttl_min_ms,
         "ae_interval_ms" => ae_interval_ms,
+        "check_update_interval_ms" => check_update_interval_ms,
         "check_deregister_interval_min_ms" => check_deregister_interval_min_ms,
         "check_reap_interval_ms" => check_reap_interval_ms,
         "check_output_max_size_bytes" => check_output_max_size_bytes,

@@ -275,7 +275,7 @@ pub const TOP_LEVEL: &[Key] = &[
     ignored("cache"),
     ignored("cert_file"),
     used("check_output_max_size", Kind::Int),
-    ignored("check_update_interval"),
+    used("check_update_interval", Kind::Str),
     ignored("cloud"),
     ignored("config_entries"),
     ignored("connect"),
