@@ -5,27 +5,12 @@
 
 mod support;
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
-use support::{test_dir, Agent, Resp};
+use support::{common_free_port, test_dir, Agent, Resp};
 
 const SERVERS: usize = 3;
 const WAIT: Duration = Duration::from_secs(20);
-
-/// A port free on every address given.
-fn common_free_port(ips: &[IpAddr], avoid: &[u16]) -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind((ips[0], 0)).expect("bind");
-        let port = probe.local_addr().expect("addr").port();
-        let free = ips[1..]
-            .iter()
-            .all(|ip| TcpListener::bind((*ip, port)).is_ok());
-        if free && !avoid.contains(&port) {
-            return port;
-        }
-    }
-    panic!("no port free on {ips:?}");
-}
 
 struct Fleet {
     ips: Vec<IpAddr>,

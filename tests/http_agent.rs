@@ -8,15 +8,6 @@ use serde_json::Value;
 use std::time::{Duration, Instant};
 use support::Agent;
 
-fn put_empty(a: &Agent, target: &str, body: &str) {
-    let r = a.call("PUT", target, body.as_bytes());
-    assert_eq!(
-        (r.status, r.text()),
-        (200, String::new()),
-        "PUT {target} {body}"
-    );
-}
-
 /// The checks of the first `/v1/health/service/<name>` entry.
 fn checks(a: &Agent, name: &str) -> Vec<Value> {
     let r = a.call("GET", &format!("/v1/health/service/{name}"), b"");
@@ -38,14 +29,14 @@ fn a_ttl_check_registers_passes_expires_and_deregisters() {
     let a = Agent::dev("agentttl", &[]);
     let body = r#"{"name":"web","id":"web-1","tags":["v1"],"port":8080,
         "check":{"check_id":"web-ttl","ttl":"1s","notes":"heartbeat"}}"#;
-    put_empty(&a, "/v1/agent/service/register", body);
+    a.put_empty("/v1/agent/service/register", body);
     let list = checks(&a, "web");
     let ttl = check(&list, "web-ttl");
     assert_eq!(ttl["Status"], "critical", "{ttl}");
     assert_eq!(ttl["ServiceID"], "web-1");
     assert_eq!(ttl["Node"], "agentttl");
 
-    put_empty(&a, "/v1/agent/check/pass/web-ttl?note=ok", "");
+    a.put_empty("/v1/agent/check/pass/web-ttl?note=ok", "");
     let list = checks(&a, "web");
     assert_eq!(check(&list, "web-ttl")["Status"], "passing");
     assert_eq!(check(&list, "web-ttl")["Output"], "ok");
@@ -63,14 +54,13 @@ fn a_ttl_check_registers_passes_expires_and_deregisters() {
         std::thread::sleep(Duration::from_millis(100));
     }
 
-    put_empty(
-        &a,
+    a.put_empty(
         "/v1/agent/check/update/web-ttl",
         r#"{"Status":"warning","Output":"slow"}"#,
     );
     assert_eq!(check(&checks(&a, "web"), "web-ttl")["Status"], "warning");
 
-    put_empty(&a, "/v1/agent/service/deregister/web-1", "");
+    a.put_empty("/v1/agent/service/deregister/web-1", "");
     let r = a.call("GET", "/v1/health/service/web", b"");
     assert_eq!(r.json(), serde_json::json!([]));
     let r = a.call("PUT", "/v1/agent/check/pass/web-ttl", b"");
@@ -134,8 +124,7 @@ fn node_checks_and_bad_input_get_consuls_answers() {
         r.text()
     );
 
-    put_empty(
-        &a,
+    a.put_empty(
         "/v1/agent/check/register",
         r#"{"Name":"disk","TTL":"30s","Status":"passing"}"#,
     );
@@ -148,7 +137,7 @@ fn node_checks_and_bad_input_get_consuls_answers() {
         .map(|c| c["CheckID"].as_str().unwrap_or("").to_string())
         .collect();
     assert!(ids.contains(&"disk".to_string()), "{ids:?}");
-    put_empty(&a, "/v1/agent/check/deregister/disk", "");
+    a.put_empty("/v1/agent/check/deregister/disk", "");
 }
 
 #[test]
@@ -156,7 +145,7 @@ fn agent_reads_show_this_nodes_services_checks_and_self() {
     let a = Agent::dev("agentread", &[]);
     let body = r#"{"Name":"api","ID":"api-1","Port":9000,"Meta":{"v":"2"},
         "Check":{"CheckID":"api-ttl","TTL":"30s","Status":"passing"}}"#;
-    put_empty(&a, "/v1/agent/service/register", body);
+    a.put_empty("/v1/agent/service/register", body);
 
     let r = a.call("GET", "/v1/agent/services", b"");
     assert_eq!(r.status, 200, "{}", r.text());

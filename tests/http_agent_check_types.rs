@@ -18,15 +18,6 @@ use support::Agent;
 /// a loaded machine).
 const STATUS_WAIT_MS: u64 = 8_000;
 
-fn put_empty(a: &Agent, target: &str, body: &str) {
-    let r = a.call("PUT", target, body.as_bytes());
-    assert_eq!(
-        (r.status, r.text()),
-        (200, String::new()),
-        "PUT {target} {body}"
-    );
-}
-
 /// `/v1/agent/checks`'s entry for `id`.
 fn agent_check(a: &Agent, id: &str) -> Option<Value> {
     let r = a.call("GET", "/v1/agent/checks", b"");
@@ -146,23 +137,23 @@ fn https_and_tcp_tls_checks_pass_only_with_tls_skip_verify() {
     let skip = serde_json::json!({
         "Name": "https-skip", "HTTP": url, "TLSSkipVerify": true, "Interval": "1s", "Timeout": "2s"
     });
-    put_empty(&a, "/v1/agent/check/register", &skip.to_string());
+    a.put_empty("/v1/agent/check/register", &skip.to_string());
     let verify = serde_json::json!({
         "Name": "https-verify", "HTTP": url, "Interval": "1s", "Timeout": "2s",
         "TLSServerName": "localhost", "Status": "passing"
     });
-    put_empty(&a, "/v1/agent/check/register", &verify.to_string());
+    a.put_empty("/v1/agent/check/register", &verify.to_string());
 
     let tcp = serde_json::json!({
         "Name": "tcp-tls", "TCP": format!("127.0.0.1:{port}"), "TCPUseTLS": true,
         "TLSSkipVerify": true, "Interval": "1s"
     });
-    put_empty(&a, "/v1/agent/check/register", &tcp.to_string());
+    a.put_empty("/v1/agent/check/register", &tcp.to_string());
     let tcp_verify = serde_json::json!({
         "Name": "tcp-tls-verify", "TCP": format!("127.0.0.1:{port}"), "TCPUseTLS": true,
         "Interval": "1s", "Status": "passing"
     });
-    put_empty(&a, "/v1/agent/check/register", &tcp_verify.to_string());
+    a.put_empty("/v1/agent/check/register", &tcp_verify.to_string());
 
     let check = wait_check(&a, "tcp-tls", "passing");
     assert_eq!(
@@ -283,7 +274,7 @@ fn grpc_checks_follow_the_serving_status_over_h2c_and_tls() {
              "Interval": "1s", "Timeout": "2s", "Status": "passing"}
         ]
     });
-    put_empty(&a, "/v1/agent/service/register", &body.to_string());
+    a.put_empty("/v1/agent/service/register", &body.to_string());
     let check = wait_check(&a, "grpc-plain", "passing");
     assert_eq!(
         check["Output"],
@@ -335,7 +326,7 @@ fn a_udp_check_passes_while_the_port_is_open_and_fails_when_refused() {
         "Name": "dns", "Port": addr.port(),
         "Check": {"UDP": addr.to_string(), "Interval": "1s", "Timeout": "500ms"}
     });
-    put_empty(&a, "/v1/agent/service/register", &body.to_string());
+    a.put_empty("/v1/agent/service/register", &body.to_string());
     let check = wait_check(&a, "service:dns", "passing");
     assert_eq!(
         check["Output"],
@@ -355,21 +346,21 @@ fn a_udp_check_passes_while_the_port_is_open_and_fails_when_refused() {
 fn an_alias_check_follows_the_aliased_service() {
     let a = Agent::dev("checksalias", &[]);
     let web = r#"{"Name":"web","Check":{"CheckID":"web-ttl","TTL":"60s"}}"#;
-    put_empty(&a, "/v1/agent/service/register", web);
+    a.put_empty("/v1/agent/service/register", web);
     let proxy = r#"{"Name":"web-proxy","Check":{"CheckID":"proxy-alias","AliasService":"web"}}"#;
-    put_empty(&a, "/v1/agent/service/register", proxy);
+    a.put_empty("/v1/agent/service/register", proxy);
     wait_for(&a, "proxy-alias", "critical", |o| {
         o.starts_with("Aliased check \"Service 'web' check\" failing")
     });
-    put_empty(&a, "/v1/agent/check/pass/web-ttl", "");
+    a.put_empty("/v1/agent/check/pass/web-ttl", "");
     wait_for(&a, "proxy-alias", "passing", |o| o == "All checks passing.");
-    put_empty(&a, "/v1/agent/check/warn/web-ttl", "");
+    a.put_empty("/v1/agent/check/warn/web-ttl", "");
     wait_check(&a, "proxy-alias", "warning");
-    put_empty(&a, "/v1/agent/check/fail/web-ttl", "");
+    a.put_empty("/v1/agent/check/fail/web-ttl", "");
     wait_check(&a, "proxy-alias", "critical");
     // An alias of a service that is not registered is critical.
     let ghost = r#"{"Name":"ghost-alias","AliasService":"ghost","Status":"passing"}"#;
-    put_empty(&a, "/v1/agent/check/register", ghost);
+    a.put_empty("/v1/agent/check/register", ghost);
     let check = wait_check(&a, "ghost-alias", "critical");
     assert!(
         check["Output"]
@@ -410,7 +401,7 @@ fn thresholds_hold_a_status_until_enough_runs_agree() {
         "Name": "flaky", "HTTP": format!("http://127.0.0.1:{port}/"), "Interval": "1s",
         "SuccessBeforePassing": 2, "FailuresBeforeCritical": 2, "FailuresBeforeWarning": 1
     });
-    put_empty(&a, "/v1/agent/check/register", &body.to_string());
+    a.put_empty("/v1/agent/check/register", &body.to_string());
     // One success is not enough: the check keeps its initial status (and empty output).
     // (Reads taken while the server has answered exactly one request, before and after each read.)
     wait_served(&served, 1);
@@ -449,9 +440,9 @@ fn a_service_critical_too_long_is_deregistered() {
         ],
     );
     let body = r#"{"Name":"doomed","Check":{"TTL":"60s","DeregisterCriticalServiceAfter":"1s"}}"#;
-    put_empty(&a, "/v1/agent/service/register", body);
+    a.put_empty("/v1/agent/service/register", body);
     let kept = r#"{"Name":"kept","Check":{"TTL":"60s"}}"#;
-    put_empty(&a, "/v1/agent/service/register", kept);
+    a.put_empty("/v1/agent/service/register", kept);
     let deadline = Instant::now() + Duration::from_millis(STATUS_WAIT_MS);
     loop {
         let services = a.call("GET", "/v1/agent/services", b"").json();
@@ -517,11 +508,11 @@ fn redirects_are_followed_unless_disabled() {
     });
     let url = format!("http://127.0.0.1:{port}/old");
     let follow = serde_json::json!({"Name": "follow", "HTTP": url, "Interval": "1s"});
-    put_empty(&a, "/v1/agent/check/register", &follow.to_string());
+    a.put_empty("/v1/agent/check/register", &follow.to_string());
     let stay = serde_json::json!({
         "Name": "stay", "HTTP": url, "Interval": "1s", "DisableRedirects": true, "Status": "passing"
     });
-    put_empty(&a, "/v1/agent/check/register", &stay.to_string());
+    a.put_empty("/v1/agent/check/register", &stay.to_string());
     let check = wait_check(&a, "follow", "passing");
     assert_eq!(
         check["Output"],
@@ -544,11 +535,11 @@ fn output_is_cut_to_the_check_or_agent_limit() {
     let port = counting_http(code, served, Arc::clone(&stop));
     let url = format!("http://127.0.0.1:{port}/");
     let agent_limit = serde_json::json!({"Name": "agent-limit", "HTTP": url, "Interval": "1s"});
-    put_empty(&a, "/v1/agent/check/register", &agent_limit.to_string());
+    a.put_empty("/v1/agent/check/register", &agent_limit.to_string());
     let own_limit = serde_json::json!({
         "Name": "own-limit", "HTTP": url, "Interval": "1s", "OutputMaxSize": 12
     });
-    put_empty(&a, "/v1/agent/check/register", &own_limit.to_string());
+    a.put_empty("/v1/agent/check/register", &own_limit.to_string());
     let full = format!("HTTP GET {url}: 200 OK Output: status 200");
     let check = wait_check(&a, "agent-limit", "passing");
     assert_eq!(check["Output"], &full[..30]);

@@ -16,15 +16,6 @@ use support::Agent;
 /// loaded machine.
 const STATUS_WAIT_MS: u64 = 15_000;
 
-fn put_empty(a: &Agent, target: &str, body: &str) {
-    let r = a.call("PUT", target, body.as_bytes());
-    assert_eq!(
-        (r.status, r.text()),
-        (200, String::new()),
-        "PUT {target} {body}"
-    );
-}
-
 /// Polls `/v1/health/checks/<service>` until its only check has `status`; returns that check.
 fn wait_status(a: &Agent, service: &str, status: &str) -> Value {
     let deadline = Instant::now() + Duration::from_millis(STATUS_WAIT_MS);
@@ -93,7 +84,7 @@ fn an_http_check_follows_the_server_status() {
     let body = format!(
         r#"{{"Name":"web","Port":{port},"Check":{{"HTTP":"{url}","Interval":"1s","Timeout":"2s"}}}}"#
     );
-    put_empty(&a, "/v1/agent/service/register", &body);
+    a.put_empty("/v1/agent/service/register", &body);
 
     let check = wait_status(&a, "web", "passing");
     let expected = format!("HTTP GET {url}: 200 OK Output: status 200");
@@ -121,7 +112,7 @@ fn a_tcp_check_goes_critical_when_the_listener_closes() {
         r#"{{"Name":"db","Port":{},"Check":{{"TCP":"{addr}","Interval":"1s","Timeout":"1s"}}}}"#,
         addr.port()
     );
-    put_empty(&a, "/v1/agent/service/register", &body);
+    a.put_empty("/v1/agent/service/register", &body);
     let check = wait_status(&a, "db", "passing");
     assert_eq!(
         check["Output"],
@@ -142,7 +133,7 @@ fn a_script_check_maps_exit_codes() {
         "Name": "job",
         "Check": {"Args": ["/bin/sh", "-c", script], "Interval": "1s", "Timeout": "5s"}
     });
-    put_empty(&a, "/v1/agent/service/register", &body.to_string());
+    a.put_empty("/v1/agent/service/register", &body.to_string());
     let check = wait_status(&a, "job", "passing");
     assert_eq!(check["Output"], "ran\n", "{check}");
     std::fs::write(&file, "1").expect("write");

@@ -12,11 +12,6 @@ use support::{free_port, test_dir, Agent};
 
 const SYNC_WAIT: Duration = Duration::from_secs(15);
 
-fn put_ok(a: &Agent, target: &str, body: &str) {
-    let r = a.call("PUT", target, body.as_bytes());
-    assert_eq!(r.status, 200, "PUT {target}: {}", r.text());
-}
-
 /// The service IDs the catalog lists for `node`.
 fn catalog_services(a: &Agent, node: &str) -> Vec<String> {
     let r = a.call("GET", &format!("/v1/catalog/node-services/{node}"), b"");
@@ -56,8 +51,7 @@ fn with_ae_interval(name: &str) -> String {
 fn a_full_sync_repairs_the_catalog_from_the_local_state() {
     let config = with_ae_interval("repair");
     let a = Agent::dev("aenode", &["-config-file", &config]);
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/agent/service/register",
         r#"{"Name":"web","Port":80,"Check":{"CheckID":"web-ttl","TTL":"30s","Status":"passing"}}"#,
     );
@@ -68,18 +62,15 @@ fn a_full_sync_repairs_the_catalog_from_the_local_state() {
 
     // Drift: the service is removed behind the agent's back, a stranger is registered on its node, and a
     // service on another node is registered too.
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/catalog/deregister",
         r#"{"Node":"aenode","ServiceID":"web"}"#,
     );
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/catalog/register",
         r#"{"Node":"aenode","Address":"127.0.0.1","Service":{"Service":"stranger","Port":1}}"#,
     );
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/catalog/register",
         r#"{"Node":"other","Address":"10.0.0.2","Service":{"Service":"elsewhere","Port":2}}"#,
     );
@@ -127,13 +118,11 @@ fn api_registrations_survive_a_restart_and_config_ones_follow_the_config() {
     let a = Agent::start(&args(http), http, dir.join("first.log"));
     a.wait_leader(Duration::from_secs(15));
     a.wait_registered("keeper", Duration::from_secs(15));
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/agent/service/register",
         r#"{"Name":"api","Port":9000}"#,
     );
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/agent/service/maintenance/api?enable=true&reason=deploy",
         "",
     );
@@ -164,13 +153,11 @@ fn api_registrations_survive_a_restart_and_config_ones_follow_the_config() {
 #[test]
 fn agent_health_and_maintenance_endpoints() {
     let a = Agent::dev("aehealth", &[]);
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/agent/service/register",
         r#"{"Name":"web","ID":"web-1","Check":{"CheckID":"t1","TTL":"30s","Status":"passing"}}"#,
     );
-    put_ok(
-        &a,
+    a.put_ok(
         "/v1/agent/service/register",
         r#"{"Name":"web","ID":"web-2","Check":{"CheckID":"t2","TTL":"30s","Status":"passing"}}"#,
     );
@@ -178,7 +165,7 @@ fn agent_health_and_maintenance_endpoints() {
     assert_eq!(r.status, 200, "{}", r.text());
     assert_eq!(r.json()["AggregatedStatus"], "passing");
     assert_eq!(r.json()["Service"]["ID"], "web-1");
-    put_ok(&a, "/v1/agent/check/warn/t2?note=slow", "");
+    a.put_ok("/v1/agent/check/warn/t2?note=slow", "");
     let r = a.call("GET", "/v1/agent/health/service/name/web", b"");
     assert_eq!(r.status, 429, "{}", r.text());
     assert_eq!(r.json().as_array().map(Vec::len), Some(2));
@@ -198,7 +185,7 @@ fn agent_health_and_maintenance_endpoints() {
     );
     let r = a.call("PUT", "/v1/agent/service/maintenance/nope?enable=true", b"");
     assert_eq!(r.status, 404, "{}", r.text());
-    put_ok(&a, "/v1/agent/service/maintenance/web-1?enable=true", "");
+    a.put_ok("/v1/agent/service/maintenance/web-1?enable=true", "");
     let r = a.call("GET", "/v1/agent/health/service/id/web-1?format=text", b"");
     assert_eq!((r.status, r.text().as_str()), (503, "critical"));
     let passing = a.call("GET", "/v1/health/service/web?passing", b"").json();
@@ -212,7 +199,7 @@ fn agent_health_and_maintenance_endpoints() {
         ids.is_empty(),
         "web-2 warns and web-1 is in maintenance: {ids:?}"
     );
-    put_ok(&a, "/v1/agent/maintenance?enable=true&reason=patching", "");
+    a.put_ok("/v1/agent/maintenance?enable=true&reason=patching", "");
     let node = a.call("GET", "/v1/health/node/aehealth", b"").json();
     let maintenance = node
         .as_array()
@@ -223,8 +210,8 @@ fn agent_health_and_maintenance_endpoints() {
         .expect("node maintenance check");
     assert_eq!(maintenance["Notes"], "patching");
     assert_eq!(maintenance["Status"], "critical");
-    put_ok(&a, "/v1/agent/maintenance?enable=false", "");
-    put_ok(&a, "/v1/agent/service/maintenance/web-1?enable=false", "");
+    a.put_ok("/v1/agent/maintenance?enable=false", "");
+    a.put_ok("/v1/agent/service/maintenance/web-1?enable=false", "");
     let checks = a.call("GET", "/v1/agent/checks", b"").json();
     assert_eq!(checks.as_object().map(|m| m.len()), Some(2), "{checks}");
 
@@ -260,7 +247,7 @@ fn agent_health_and_maintenance_endpoints() {
     );
 
     // Reload: the same path as SIGHUP.
-    put_ok(&a, "/v1/agent/reload", "");
+    a.put_ok("/v1/agent/reload", "");
     eventually("the reload is logged", &a, || {
         a.log_text().contains("reloaded configuration")
     });

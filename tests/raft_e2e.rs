@@ -19,13 +19,13 @@ mod support;
 
 use base64::Engine;
 use std::collections::{BTreeMap, BTreeSet};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
-use support::{request, test_dir, Agent, Resp};
+use support::{common_free_port, request, test_dir, Agent, Resp};
 
 const SERVERS: usize = 3;
 /// One HTTP request's bound.
@@ -51,26 +51,6 @@ fn serial() -> MutexGuard<'static, ()> {
 
 /// A KV prefix's content: key -> (value, ModifyIndex).
 type Dump = BTreeMap<String, (Vec<u8>, u64)>;
-
-/// A port free on all three loopback addresses and not in `avoid` (checked by binding each; a tiny race
-/// remains until the agents bind it).
-fn common_free_port(ips: &[IpAddr], avoid: &[u16]) -> u16 {
-    for _ in 0..200 {
-        let probe = TcpListener::bind((ips[0], 0)).expect("bind");
-        let port = probe.local_addr().expect("addr").port();
-        if avoid.contains(&port) {
-            continue;
-        }
-        let others: Vec<_> = ips[1..]
-            .iter()
-            .map(|ip| TcpListener::bind((*ip, port)))
-            .collect();
-        if others.iter().all(Result::is_ok) {
-            return port;
-        }
-    }
-    panic!("no port free on {ips:?}");
-}
 
 struct Cluster {
     base: PathBuf,

@@ -105,6 +105,22 @@ pub fn free_port(ip: IpAddr) -> u16 {
         .port()
 }
 
+/// A port free on every address in `ips` and not in `avoid` (checked by binding each; a tiny race
+/// remains until the agents bind it).
+pub fn common_free_port(ips: &[IpAddr], avoid: &[u16]) -> u16 {
+    for _ in 0..200 {
+        let probe = TcpListener::bind((ips[0], 0)).expect("bind");
+        let port = probe.local_addr().expect("addr").port();
+        let free = ips[1..]
+            .iter()
+            .all(|ip| TcpListener::bind((*ip, port)).is_ok());
+        if free && !avoid.contains(&port) {
+            return port;
+        }
+    }
+    panic!("no port free on {ips:?}");
+}
+
 /// A directory for one test under the target dir, emptied first.
 pub fn test_dir(name: &str) -> PathBuf {
     let dir =
@@ -228,5 +244,21 @@ impl Agent {
     /// A request to this agent that must be answered within 10 s.
     pub fn call(&self, method: &str, target: &str, body: &[u8]) -> Resp {
         call(self.http, method, target, body)
+    }
+
+    /// A PUT that must answer `200` (any body).
+    pub fn put_ok(&self, target: &str, body: &str) {
+        let r = self.call("PUT", target, body.as_bytes());
+        assert_eq!(r.status, 200, "PUT {target} {body}: {}", r.text());
+    }
+
+    /// A PUT that must answer `200` with an empty body.
+    pub fn put_empty(&self, target: &str, body: &str) {
+        let r = self.call("PUT", target, body.as_bytes());
+        assert_eq!(
+            (r.status, r.text()),
+            (200, String::new()),
+            "PUT {target} {body}"
+        );
     }
 }
