@@ -1,8 +1,11 @@
 //! Log lines in Consul's (hclog's) shape: `2024-05-04T10:11:12.345Z [INFO]  agent: message`,
 //! written to stdout and filtered by level. Write errors (a closed stdout) are ignored.
 
+use crate::api::duration::civil_from_days;
 use std::io::Write;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicUsize, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver, SyncSender, TrySendError};
+use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// How much the agent logs; each level includes the ones after it.
@@ -30,6 +33,17 @@ impl LogLevel {
             "warn" => Some(LogLevel::Warn),
             "err" | "error" => Some(LogLevel::Error),
             _ => None,
+        }
+    }
+
+    /// The lowercase name (`info`), as hclog's JSON lines name it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
         }
     }
 
@@ -78,15 +92,21 @@ impl Logger {
 
     /// Logs `message` from `component` (e.g. `agent`) at `level`.
     pub fn log(&self, level: LogLevel, component: &str, message: &str) {
-        if level < level_override().unwrap_or(self.level) {
+        let shown = level >= level_override().unwrap_or(self.level);
+        let tapped = MONITOR_COUNT.load(Ordering::Relaxed) > 0;
+        if !shown && !tapped {
             return;
         }
-        let line = format!(
-            "{} {}{component}: {message}\n",
-            utc_timestamp(SystemTime::now()),
-            level.tag()
-        );
-        let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        let timestamp = utc_timestamp(SystemTime::now());
+        let line = format!("{timestamp} {}{component}: {message}\n", level.tag());
+        if shown {
+            let _ = std::io::stdout().lock().write_all(line.as_bytes());
+        }
+        if tapped {
+            publish(level, &line, || {
+                json_line(level, component, message, &timestamp)
+            });
+        }
     }
 
     /// Logs at [`LogLevel::Info`].
@@ -105,6 +125,66 @@ impl Logger {
     }
 }
 
+/// Log lines one monitor may have waiting before newer ones are dropped.
+pub const MONITOR_QUEUE_LINES_MAX: usize = 1024;
+/// Monitors (`GET /v1/agent/monitor`) attached at once, at most.
+pub const MONITORS_MAX: usize = 64;
+
+/// A monitor's end of the log: every line at its level or above, as text or as hclog JSON.
+struct Tap {
+    level: LogLevel,
+    json: bool,
+    sender: SyncSender<String>,
+}
+
+static MONITORS: Mutex<Vec<Tap>> = Mutex::new(Vec::new());
+static MONITOR_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// Attaches a monitor receiving every log line of `level` and above from now on (whatever the agent's own
+/// level), as text or JSON lines; `None` when [`MONITORS_MAX`] are attached. Dropping the receiver
+/// detaches it (at the next line logged). A monitor that falls [`MONITOR_QUEUE_LINES_MAX`] lines behind
+/// loses lines.
+pub fn attach_monitor(level: LogLevel, json: bool) -> Option<Receiver<String>> {
+    let mut taps = MONITORS.lock().unwrap_or_else(|e| e.into_inner());
+    if taps.len() >= MONITORS_MAX {
+        return None;
+    }
+    let (sender, receiver) = sync_channel(MONITOR_QUEUE_LINES_MAX);
+    taps.push(Tap {
+        level,
+        json,
+        sender,
+    });
+    MONITOR_COUNT.store(taps.len(), Ordering::Relaxed);
+    Some(receiver)
+}
+
+fn publish(level: LogLevel, text: &str, json: impl Fn() -> String) {
+    let mut taps = MONITORS.lock().unwrap_or_else(|e| e.into_inner());
+    taps.retain(|tap| {
+        if level < tap.level {
+            return true;
+        }
+        let line = if tap.json { json() } else { text.to_string() };
+        !matches!(
+            tap.sender.try_send(line),
+            Err(TrySendError::Disconnected(_))
+        )
+    });
+    MONITOR_COUNT.store(taps.len(), Ordering::Relaxed);
+}
+
+/// hclog's JSON form of a line.
+fn json_line(level: LogLevel, component: &str, message: &str, timestamp: &str) -> String {
+    let value = serde_json::json!({
+        "@level": level.name(),
+        "@message": message,
+        "@module": component,
+        "@timestamp": timestamp,
+    });
+    format!("{value}\n")
+}
+
 /// RFC 3339 UTC with milliseconds, e.g. `2024-05-04T10:11:12.345Z`.
 pub fn utc_timestamp(time: SystemTime) -> String {
     let since_epoch = time.duration_since(UNIX_EPOCH).unwrap_or_default();
@@ -118,26 +198,6 @@ pub fn utc_timestamp(time: SystemTime) -> String {
         second_of_day % 60,
         since_epoch.subsec_millis()
     )
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian calendar
-/// (Howard Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = (day_of_year - (153 * month_index + 2) / 5 + 1) as u32;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    } as u32;
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    (year, month, day)
 }
 
 #[cfg(test)]

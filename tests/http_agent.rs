@@ -228,3 +228,60 @@ check {
         "a TTL check starts critical"
     );
 }
+
+/// Reads from a streamed monitor response until `needle` shows up (or 15 s pass); what was read.
+fn read_stream_until(stream: &mut std::net::TcpStream, needle: &str) -> String {
+    use std::io::Read;
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_millis(200)))
+        .expect("timeout");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    let mut seen = Vec::new();
+    let mut chunk = [0u8; 4096];
+    while std::time::Instant::now() < deadline {
+        if let Ok(n) = stream.read(&mut chunk) {
+            seen.extend_from_slice(&chunk[..n]);
+        }
+        if String::from_utf8_lossy(&seen).contains(needle) {
+            break;
+        }
+    }
+    String::from_utf8_lossy(&seen).into_owned()
+}
+
+#[test]
+fn monitor_streams_log_lines_at_the_asked_level() {
+    use std::io::Write;
+    let a = Agent::dev("agentmonitor", &["-log-level=warn"]);
+    let r = a.call("GET", "/v1/agent/monitor?loglevel=loud", b"");
+    assert_eq!(
+        (r.status, r.text().as_str()),
+        (400, "Unknown log level: loud")
+    );
+
+    // Text lines at info, although the agent itself logs at warn.
+    let mut text = std::net::TcpStream::connect(a.http).expect("connect");
+    text.write_all(b"GET /v1/agent/monitor?loglevel=info HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    let mut json = std::net::TcpStream::connect(a.http).expect("connect");
+    json.write_all(b"GET /v1/agent/monitor?loglevel=info&logjson HTTP/1.1\r\nHost: x\r\n\r\n")
+        .expect("send");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    a.put_empty("/v1/agent/reload", "");
+    let seen = read_stream_until(&mut text, "reloaded configuration");
+    assert!(seen.starts_with("HTTP/1.1 200 OK\r\n"), "{seen}");
+    assert!(seen.contains("Transfer-Encoding: chunked"), "{seen}");
+    assert!(
+        seen.contains("[INFO]  agent: reloaded configuration"),
+        "{seen}"
+    );
+    let seen = read_stream_until(&mut json, "reloaded configuration");
+    assert!(
+        seen.contains(r#""@level":"info""#) && seen.contains(r#""@module":"agent""#),
+        "{seen}"
+    );
+    assert!(
+        !a.log_text().contains("reloaded configuration"),
+        "the agent logs at warn"
+    );
+}

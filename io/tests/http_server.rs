@@ -9,8 +9,8 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use cairn_io::http::{
-    HttpServer, HttpServerError, HttpServerOptions, HttpServerStats, ParserLimits, Request,
-    Response,
+    BodyStream, HttpServer, HttpServerError, HttpServerOptions, HttpServerStats, ParserLimits,
+    Request, Response,
 };
 use cairn_io::runtime::Shutdown;
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
@@ -42,6 +42,7 @@ impl Drop for DropCounter {
 /// - `/echo`: `METHOD path?query` on the first line, then the body;
 /// - `/slow?ms=N`: waits N ms, then answers `slow N`;
 /// - `/forever`: never answers (counts its future being dropped);
+/// - `/stream`: a chunked body of three lines produced over time;
 /// - anything else: `ok`.
 async fn route(seen: Rc<Seen>, request: Request) -> Response {
     seen.calls.set(seen.calls.get() + 1);
@@ -66,6 +67,22 @@ async fn route(seen: Rc<Seen>, request: Request) -> Response {
         "/forever" => {
             let _counter = DropCounter(Rc::clone(&seen));
             std::future::pending::<Response>().await
+        }
+        "/stream" => {
+            // Three chunks a few ms apart, then the end.
+            let (tx, rx) = glommio::channels::local_channel::new_bounded(4);
+            glommio::spawn_local(async move {
+                for i in 0..3 {
+                    sleep(Duration::from_millis(5)).await;
+                    if tx.send(format!("line {i}\n").into_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .detach();
+            let mut response = Response::text(200, "");
+            response.stream = Some(BodyStream::new(rx));
+            response
         }
         _ => Response::text(200, "ok"),
     }
@@ -282,6 +299,34 @@ fn keep_alive_serves_sequential_requests_on_one_connection() {
         assert_eq!(stats.connections_accepted, 1);
         assert_eq!(stats.requests, 7);
         assert_eq!(seen.calls.get(), 7);
+        server.close().await;
+    });
+}
+
+#[test]
+fn a_streamed_body_is_chunked_and_closes_the_connection() {
+    run("http-stream", || async {
+        let shutdown = Shutdown::new();
+        let (server, _seen) = start(HttpServerOptions::default(), &shutdown);
+        let mut client = Client::connect(server.local_addr()).await;
+        client.send(get("/stream").as_bytes()).await;
+        while client
+            .read_within(WAIT_TIMEOUT_MS)
+            .await
+            .is_some_and(|r| r.is_ok_and(|n| n > 0))
+        {}
+        let text = String::from_utf8_lossy(&client.input).into_owned();
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head");
+        assert!(head.contains("Transfer-Encoding: chunked"), "{head}");
+        assert!(head.contains("Connection: close"), "{head}");
+        assert!(
+            !head.to_ascii_lowercase().contains("content-length"),
+            "{head}"
+        );
+        assert_eq!(
+            body,
+            "7\r\nline 0\n\r\n7\r\nline 1\n\r\n7\r\nline 2\n\r\n0\r\n\r\n"
+        );
         server.close().await;
     });
 }

@@ -176,7 +176,11 @@ impl FrontEnd {
                     token,
                     body: &request.body,
                 };
-                self.run(&api_request).await
+                match api::monitor_plan(&api_request) {
+                    Some(Ok((level, json))) => return self.monitor(level, json),
+                    Some(Err(response)) => response,
+                    None => self.run(&api_request).await,
+                }
             }
             Err(response) => response,
         };
@@ -556,6 +560,11 @@ impl FrontEnd {
         }
     }
 
+    /// The agent's shutdown signal.
+    pub(super) fn shutdown(&self) -> &Shutdown {
+        &self.shutdown
+    }
+
     /// The agent's monotonic clock, in milliseconds.
     pub fn now_ms(&self) -> u64 {
         match &self.backend {
@@ -703,7 +712,8 @@ fn method(method: &Method) -> api::Method {
     }
 }
 
-fn to_http(response: ApiResponse) -> Response {
+/// The HTTP response for an API answer.
+pub(super) fn to_http(response: ApiResponse) -> Response {
     let mut out = Response::new(response.status);
     if let Some(content_type) = response.content_type {
         out.headers.push("Content-Type", content_type);

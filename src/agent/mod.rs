@@ -12,6 +12,7 @@ pub mod dns;
 pub mod http;
 pub mod leader;
 pub mod metrics;
+pub mod monitor;
 pub mod raft_driver;
 pub mod relay;
 pub mod remote;

@@ -9,6 +9,7 @@ use super::router::method_not_allowed;
 use super::views::CheckJson;
 use super::{json, ApiRequest, ApiResponse, Context, Method, Plan};
 use crate::fsm::{CheckStatus, HealthCheck, Service, ServiceAddress};
+use crate::logging::LogLevel;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -81,6 +82,29 @@ fn health_read(req: &ApiRequest, tail: &str) -> Option<AgentRead> {
         }),
         _ => None,
     }
+}
+
+/// `GET /v1/agent/monitor`'s parameters: the log level (`?loglevel`, default `info`) and `?logjson`;
+/// `None` for other paths, Consul's refusal for a bad level or method.
+pub fn monitor_plan(req: &ApiRequest) -> Option<Result<(LogLevel, bool), ApiResponse>> {
+    if req.path != "/v1/agent/monitor" {
+        return None;
+    }
+    if !matches!(req.method, Method::Get | Method::Head) {
+        return Some(Err(method_not_allowed(req.method)));
+    }
+    let text = req
+        .query
+        .get("loglevel")
+        .filter(|l| !l.is_empty())
+        .unwrap_or("info");
+    let Some(level) = LogLevel::parse(text) else {
+        return Some(Err(ApiResponse::text(
+            400,
+            format!("Unknown log level: {text}"),
+        )));
+    };
+    Some(Ok((level, req.query.has("logjson"))))
 }
 
 /// A tagged address of a service.

@@ -32,7 +32,7 @@ mod txn;
 mod views;
 
 pub use agent::{expire_ttl, AgentIdentity, AgentOp, TtlChanges};
-pub use agent_read::{answer as agent_read_answer, AgentRead};
+pub use agent_read::{answer as agent_read_answer, monitor_plan, AgentRead};
 pub use catalog::CatalogRead;
 pub use health::HealthRead;
 pub use params::{jitter_ms, Blocking, Consistency, Selection, WAIT_MS_DEFAULT, WAIT_MS_MAX};

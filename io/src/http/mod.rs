@@ -35,7 +35,10 @@ pub use parser::{
     CONTINUE_RESPONSE, HEADER_BYTES_MAX_DEFAULT, HEADER_COUNT_MAX_DEFAULT,
 };
 pub use request::{Headers, Method, Request, Version};
-pub use response::{encode_head, encode_response, reason_phrase, Response, ResponseFraming};
+pub use response::{
+    encode_chunk, encode_head, encode_response, reason_phrase, BodyStream, Response,
+    ResponseFraming,
+};
 pub use server::{HttpServer, HttpServerError, HttpServerOptions, HttpServerStats};
 
 #[cfg(test)]

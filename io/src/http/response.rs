@@ -1,6 +1,42 @@
 //! Responses and their encoding: status line, header fields, `Content-Length`, body.
 
 use super::request::{Headers, Version};
+use glommio::channels::local_channel::LocalReceiver;
+use std::cell::RefCell;
+use std::fmt;
+use std::rc::Rc;
+
+/// A body written as it is produced, with the chunked transfer coding (a log monitor): each `Vec<u8>`
+/// received is one chunk; the response ends, and the connection closes, when the sender is dropped, the
+/// server stops, or the client goes away.
+#[derive(Clone)]
+pub struct BodyStream(Rc<RefCell<Option<LocalReceiver<Vec<u8>>>>>);
+
+impl BodyStream {
+    /// A stream of the chunks `receiver` yields.
+    pub fn new(receiver: LocalReceiver<Vec<u8>>) -> BodyStream {
+        BodyStream(Rc::new(RefCell::new(Some(receiver))))
+    }
+
+    /// The receiver (once: the writer takes it).
+    pub fn take(&self) -> Option<LocalReceiver<Vec<u8>>> {
+        self.0.borrow_mut().take()
+    }
+}
+
+impl fmt::Debug for BodyStream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("BodyStream")
+    }
+}
+
+impl PartialEq for BodyStream {
+    fn eq(&self, other: &BodyStream) -> bool {
+        Rc::ptr_eq(&self.0, &other.0)
+    }
+}
+
+impl Eq for BodyStream {}
 
 /// A response built by a handler. The writer adds the framing fields itself
 /// (`Content-Length`, `Connection`); the same fields set by a handler are ignored.
@@ -13,6 +49,8 @@ pub struct Response {
     /// The body (not written for `HEAD` requests and for statuses that have none: 1xx, 204,
     /// 304).
     pub body: Vec<u8>,
+    /// A body that follows `body` as it is produced (chunked; the connection closes after it).
+    pub stream: Option<BodyStream>,
 }
 
 impl Response {
@@ -22,6 +60,7 @@ impl Response {
             status,
             headers: Headers::new(),
             body: Vec::new(),
+            stream: None,
         }
     }
 
@@ -102,7 +141,9 @@ pub fn encode_head(response: &Response, framing: ResponseFraming, out: &mut Vec<
         out.extend_from_slice(b"\r\n");
     }
     let has_body = status_has_body(status);
-    if has_body {
+    if has_body && response.stream.is_some() {
+        out.extend_from_slice(b"Transfer-Encoding: chunked\r\n");
+    } else if has_body {
         // The length a GET would have, also for HEAD (RFC 9110 section 8.6).
         out.extend_from_slice(b"Content-Length: ");
         push_decimal(out, response.body.len() as u64);
@@ -114,11 +155,18 @@ pub fn encode_head(response: &Response, framing: ResponseFraming, out: &mut Vec<
         out.extend_from_slice(b"Connection: keep-alive\r\n");
     }
     out.extend_from_slice(b"\r\n");
-    if has_body && !framing.head_request {
+    if has_body && !framing.head_request && response.stream.is_none() {
         response.body.len()
     } else {
         0
     }
+}
+
+/// One chunk of the chunked transfer coding (`size CRLF data CRLF`); an empty `data` is the last chunk.
+pub fn encode_chunk(data: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(format!("{:x}\r\n", data.len()).as_bytes());
+    out.extend_from_slice(data);
+    out.extend_from_slice(b"\r\n");
 }
 
 /// Writes the whole response (head and, where it has one, body) into `out`.

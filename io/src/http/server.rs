@@ -46,13 +46,14 @@ use std::time::{Duration, Instant};
 
 use futures_lite::future::{or, poll_once};
 use futures_lite::io::{AsyncReadExt, AsyncWriteExt};
+use glommio::channels::local_channel::LocalReceiver;
 use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::sleep;
 use glommio::{Task, TaskQueueHandle};
 
 use super::parser::{ParseEvent, Parsed, ParserLimits, RequestParser, CONTINUE_RESPONSE};
 use super::request::{Method, Request, Version};
-use super::response::{encode_head, Response, ResponseFraming};
+use super::response::{encode_chunk, encode_head, BodyStream, Response, ResponseFraming};
 use crate::listen::{
     self, stop_listening, until_stopped, Accepting, ConnectionCounts, ConnectionGuard,
     ListeningSocket, Stops,
@@ -514,6 +515,53 @@ impl Connection {
         result
     }
 
+    /// Writes a streamed body chunk by chunk until its sender is dropped (then the last chunk), the server
+    /// stops, or the client goes away (it closed the connection, or a write failed).
+    async fn stream_body(&mut self, stream: LocalReceiver<Vec<u8>>, stops: &Stops) {
+        if self.flush().await.is_err() {
+            return;
+        }
+        loop {
+            let next = {
+                let Connection {
+                    stream: socket,
+                    buffer,
+                    end,
+                    ..
+                } = self;
+                let chunk = async {
+                    let stopped = async {
+                        stops.wait().await;
+                        None
+                    };
+                    or(stream.recv(), stopped)
+                        .await
+                        .map_or(Next::End, Next::Data)
+                };
+                let gone = async {
+                    watch_client(socket, buffer, end).await;
+                    Next::Gone
+                };
+                or(chunk, gone).await
+            };
+            match next {
+                Next::Data(data) if data.is_empty() => {}
+                Next::Data(data) => {
+                    encode_chunk(&data, &mut self.out);
+                    if self.flush().await.is_err() {
+                        return;
+                    }
+                }
+                Next::End => {
+                    encode_chunk(&[], &mut self.out);
+                    let _ = self.flush().await;
+                    return;
+                }
+                Next::Gone => return,
+            }
+        }
+    }
+
     /// Queues a response; large bodies are written at once, without copying.
     async fn push_response(
         &mut self,
@@ -612,6 +660,16 @@ impl Connection {
 
 /// Reads (and keeps) pipelined input while a handler runs; returns when the client closed or
 /// reset the connection. Once the buffer is full it only waits.
+/// What a streamed body waits for next.
+enum Next {
+    /// A chunk to write (an empty one is skipped).
+    Data(Vec<u8>),
+    /// The sender is done, or the server stops: the last chunk.
+    End,
+    /// The client closed the connection.
+    Gone,
+}
+
 async fn watch_client(stream: &mut TcpStream, buffer: &mut [u8], end: &mut usize) {
     loop {
         let Some(free) = buffer.get_mut(*end..).filter(|free| !free.is_empty()) else {
@@ -701,7 +759,7 @@ async fn serve_connection<H, F>(
                 }
             }
             ParseEvent::Request(request) => {
-                let framing = ResponseFraming {
+                let mut framing = ResponseFraming {
                     version: request.version,
                     head_request: request.method == Method::Head,
                     close: !request.keep_alive() || stops.is_triggered(),
@@ -730,8 +788,17 @@ async fn serve_connection<H, F>(
                     }
                 };
                 shared.update(|stats| stats.requests += 1);
+                // A streamed body ends with the connection.
+                framing.close |= response.stream.is_some();
                 if connection.push_response(&response, framing).await.is_err() {
                     shared.update(|stats| stats.io_errors += 1);
+                    return;
+                }
+                if let Some(stream) = response.stream.as_ref().and_then(BodyStream::take) {
+                    if !framing.head_request {
+                        connection.stream_body(stream, &stops).await;
+                    }
+                    connection.close(linger).await;
                     return;
                 }
                 if framing.close {
