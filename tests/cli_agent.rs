@@ -181,6 +181,7 @@ fn every_command_has_help_and_rejects_bad_flags() {
         &["leave"],
         &["reload"],
         &["maint"],
+        &["monitor"],
         &["keygen"],
         &["validate"],
         &["operator", "raft", "list-peers"],
@@ -207,8 +208,8 @@ fn every_command_has_help_and_rejects_bad_flags() {
     }
     let usage = cli(dead, &["--help"]);
     for name in [
-        "catalog", "info", "keygen", "kv", "leave", "lock", "maint", "operator", "reload",
-        "services", "validate", "watch",
+        "catalog", "info", "keygen", "kv", "leave", "lock", "maint", "monitor", "operator",
+        "reload", "services", "validate", "watch",
     ] {
         assert!(
             usage.stderr.contains(&format!("\n    {name} ")),
@@ -216,4 +217,49 @@ fn every_command_has_help_and_rejects_bad_flags() {
             usage.stderr
         );
     }
+}
+
+#[test]
+fn monitor_streams_the_agents_log_until_it_stops() {
+    let mut agent = Agent::dev("cli-monitor", &["-log-level=warn"]);
+    let err = fails(agent.http, &["monitor", "-log-level=loud"]);
+    assert_eq!(
+        err,
+        "Error starting monitor: Unexpected response code: 400 (Unknown log level: loud)\n"
+    );
+    let dir = test_dir("cli-monitor-out");
+    let out_path = dir.join("stdout");
+    let err_path = dir.join("stderr");
+    let mut monitor = cli_support::command(
+        std::path::Path::new(cli_support::BIN),
+        Some(agent.http),
+        &["monitor", "-log-level=info"],
+    )
+    .stdout(std::fs::File::create(&out_path).expect("file"))
+    .stderr(std::fs::File::create(&err_path).expect("file"))
+    .spawn()
+    .expect("spawn monitor");
+    std::thread::sleep(Duration::from_millis(500));
+    assert_eq!(
+        ok(agent.http, &["reload"]),
+        "Configuration reload triggered\n"
+    );
+    wait_until(Duration::from_secs(15), "the reload in the monitor", || {
+        std::fs::read_to_string(&out_path)
+            .is_ok_and(|o| o.contains("agent: reloaded configuration"))
+    });
+    assert_eq!(ok(agent.http, &["leave"]), "Graceful leave complete\n");
+    wait_until(Duration::from_secs(15), "the monitor ends", || {
+        monitor.try_wait().ok().flatten().is_some()
+    });
+    let status = monitor.wait().expect("status");
+    assert_eq!(status.code(), Some(1));
+    let stderr = std::fs::read_to_string(&err_path).expect("stderr");
+    assert!(
+        stderr.starts_with("Remote side ended the monitor!"),
+        "{stderr}"
+    );
+    wait_until(Duration::from_secs(15), "agent exit", || {
+        agent.child.try_wait().ok().flatten().is_some()
+    });
 }

@@ -2,7 +2,7 @@
 //! `CONSUL_HTTP_ADDR`, `-token`...), flag parsing with help and usage errors, the API client with
 //! its token/datacenter/stale settings, and consul's column tables.
 
-use super::http_client::{self, ClientError, Endpoint, Request, Response};
+use super::http_client::{self, ClientError, Endpoint, Request, Response, StreamedResponse};
 use crate::config::flags::{self, FlagError, FlagKind, FlagSpec, ParsedFlags};
 use crate::ui;
 
@@ -232,11 +232,23 @@ impl Client {
         self.stale
     }
 
-    /// Sends `request` with the token and `dc`; a status outside 2xx is returned as a response.
-    pub fn send_raw(&self, mut request: Request) -> Result<Response, ClientError> {
-        if let Some(dc) = &self.datacenter {
-            request.query.push(("dc".to_string(), Some(dc.clone())));
+    /// Sends `request` with the token and returns once the response head arrived, to read its body as it
+    /// comes (a status outside 2xx is an error with its body).
+    pub fn open_stream(&self, mut request: Request) -> Result<StreamedResponse, ClientError> {
+        self.decorate(&mut request);
+        let mut response = http_client::open_stream(&self.endpoint, &request)?;
+        if (200..300).contains(&response.status) {
+            return Ok(response);
         }
+        let mut body = String::new();
+        let _ = std::io::Read::read_to_string(&mut response.body, &mut body);
+        Err(ClientError::Status {
+            code: response.status,
+            body: body.trim().to_string(),
+        })
+    }
+
+    fn decorate(&self, request: &mut Request) {
         if let Some(token) = &self.token {
             request
                 .headers
@@ -247,6 +259,14 @@ impl Client {
                 .headers
                 .push(("Authorization".to_string(), format!("Basic {auth}")));
         }
+    }
+
+    /// Sends `request` with the token and `dc`; a status outside 2xx is returned as a response.
+    pub fn send_raw(&self, mut request: Request) -> Result<Response, ClientError> {
+        if let Some(dc) = &self.datacenter {
+            request.query.push(("dc".to_string(), Some(dc.clone())));
+        }
+        self.decorate(&mut request);
         http_client::send(&self.endpoint, &request)
     }
 

@@ -3,7 +3,7 @@
 //! (`Get "http://127.0.0.1:8500/v1/kv/a": dial tcp 127.0.0.1:8500: connect: connection refused`).
 
 use std::fmt;
-use std::io::{Read, Write};
+use std::io::{BufRead, Read, Write};
 use std::net::{TcpStream, ToSocketAddrs};
 use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
@@ -207,16 +207,7 @@ pub fn send(endpoint: &Endpoint, request: &Request) -> Result<Response, ClientEr
         url: url.clone(),
         cause,
     };
-    let mut head = format!(
-        "{} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: cairn-cli\r\nContent-Length: {}\r\nConnection: close\r\n",
-        request.method,
-        if matches!(endpoint, Endpoint::Unix(_)) { "localhost" } else { &host },
-        request.body.len()
-    );
-    for (name, value) in &request.headers {
-        head.push_str(&format!("{name}: {value}\r\n"));
-    }
-    head.push_str("\r\n");
+    let head = request_head(endpoint, request, &host);
     let timeout = Duration::from_millis(request.timeout_ms.max(1));
     let raw = match endpoint {
         Endpoint::Tcp(host) => {
@@ -240,6 +231,123 @@ pub fn send(endpoint: &Endpoint, request: &Request) -> Result<Response, ClientEr
     }
     .map_err(|error| failed(go_io_error(&error)))?;
     parse_response(&raw).map_err(failed)
+}
+
+/// The request line and header fields of `request` for `endpoint` (the connection closes after it).
+fn request_head(endpoint: &Endpoint, request: &Request, host: &str) -> String {
+    let target = request.target();
+    let mut head = format!(
+        "{} {target} HTTP/1.1\r\nHost: {}\r\nUser-Agent: cairn-cli\r\nContent-Length: {}\r\nConnection: close\r\n",
+        request.method,
+        if matches!(endpoint, Endpoint::Unix(_)) { "localhost" } else { &host },
+        request.body.len()
+    );
+    for (name, value) in &request.headers {
+        head.push_str(&format!("{name}: {value}\r\n"));
+    }
+    head.push_str("\r\n");
+    head
+}
+
+/// A response whose body is read as it arrives (`GET /v1/agent/monitor`).
+pub struct StreamedResponse {
+    /// The HTTP status.
+    pub status: u16,
+    /// Whether the body uses the chunked transfer coding.
+    pub chunked: bool,
+    /// The connection, positioned after the head.
+    pub body: Box<dyn BufRead>,
+}
+
+/// Sends `request` and returns once the response head arrived; the body is read by the caller. No read
+/// timeout: a stream may be quiet for long.
+pub fn open_stream(
+    endpoint: &Endpoint,
+    request: &Request,
+) -> Result<StreamedResponse, ClientError> {
+    let target = request.target();
+    let (url, host) = match endpoint {
+        Endpoint::Tcp(host) => (format!("http://{host}{target}"), host.clone()),
+        Endpoint::Unix(path) => (
+            format!("http://unix{target}"),
+            format!("unix:{}", path.display()),
+        ),
+    };
+    let failed = |cause: String| ClientError::Transport {
+        method: go_method(request.method),
+        url: url.clone(),
+        cause,
+    };
+    let head = request_head(endpoint, request, &host);
+    let mut stream: Box<dyn ReadWrite> = match endpoint {
+        Endpoint::Tcp(host) => Box::new(connect_tcp(host).map_err(&failed)?),
+        Endpoint::Unix(path) => Box::new(UnixStream::connect(path).map_err(|error| {
+            failed(format!(
+                "dial unix {}: connect: {}",
+                path.display(),
+                go_io_error(&error)
+            ))
+        })?),
+    };
+    stream
+        .write_all(head.as_bytes())
+        .map_err(|e| failed(go_io_error(&e)))?;
+    let mut reader = std::io::BufReader::new(stream);
+    let mut raw = Vec::new();
+    while !raw.ends_with(b"\r\n\r\n") {
+        let mut line = Vec::new();
+        let read = reader
+            .read_until(b'\n', &mut line)
+            .map_err(|e| failed(go_io_error(&e)))?;
+        if read == 0 || raw.len() > 64 * 1024 {
+            return Err(failed("unexpected EOF".to_string()));
+        }
+        raw.extend_from_slice(&line);
+    }
+    let mut fields = [httparse::EMPTY_HEADER; 64];
+    let mut parsed = httparse::Response::new(&mut fields);
+    parsed
+        .parse(&raw)
+        .map_err(|e| failed(format!("malformed HTTP response: {e}")))?;
+    let chunked = parsed.headers.iter().any(|h| {
+        h.name.eq_ignore_ascii_case("transfer-encoding")
+            && String::from_utf8_lossy(h.value)
+                .trim()
+                .eq_ignore_ascii_case("chunked")
+    });
+    Ok(StreamedResponse {
+        status: parsed.code.unwrap_or(0),
+        chunked,
+        body: Box::new(reader),
+    })
+}
+
+/// A connection to read from and write to.
+trait ReadWrite: Read + Write {}
+impl<T: Read + Write> ReadWrite for T {}
+
+/// The next chunk of a chunked body read from `body`; `None` at the last chunk or the end of input.
+pub fn next_chunk(body: &mut dyn BufRead) -> std::io::Result<Option<Vec<u8>>> {
+    let mut line = String::new();
+    if body.read_line(&mut line)? == 0 {
+        return Ok(None);
+    }
+    let size_text = line.trim().split(';').next().unwrap_or("");
+    let size = usize::from_str_radix(size_text, 16)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "bad chunk size"))?;
+    if size == 0 {
+        return Ok(None);
+    }
+    if size > RESPONSE_BYTES_MAX {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "chunk too large",
+        ));
+    }
+    let mut data = vec![0u8; size + 2];
+    body.read_exact(&mut data)?;
+    data.truncate(size);
+    Ok(Some(data))
 }
 
 fn connect_tcp(host: &str) -> Result<TcpStream, String> {

@@ -9,6 +9,7 @@ mod kv;
 mod kv_transfer;
 mod lock;
 mod lock_kv;
+mod monitor;
 mod operator;
 mod services;
 mod watch;
@@ -38,6 +39,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("lock", "Execute a command holding a lock"),
     ("maint", "Controls node or service maintenance mode"),
+    ("monitor", "Stream logs from a Consul agent"),
     (
         "operator",
         "Provides cluster-level tools for Consul operators",
@@ -123,6 +125,7 @@ fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
         "leave" => agent_cmds::leave(ctx, rest),
         "reload" => agent_cmds::reload(ctx, rest),
         "maint" => agent_cmds::maint(ctx, rest),
+        "monitor" => monitor::monitor(ctx, rest),
         "keygen" => agent_cmds::keygen(ctx, rest),
         "validate" => agent_cmds::validate(ctx, rest),
         "lock" => lock::run(ctx, rest),
