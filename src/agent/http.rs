@@ -359,9 +359,18 @@ impl FrontEnd {
                 return error_response(&e);
             }
             let published = link.shared().published();
-            let answer = plan
-                .query
-                .answer(&published.state, &published.cluster, ctx, plan.pretty);
+            let answer = if matches!(plan.query, api::ReadQuery::Snapshot) {
+                // Encoding and hashing the whole state takes long: off the shard, on the blocking pool.
+                let (published, ctx) = (Arc::clone(&published), ctx.clone());
+                glommio::executor()
+                    .spawn_blocking(move || {
+                        api::snapshot::answer(&published.state, &published.cluster, &ctx)
+                    })
+                    .await
+            } else {
+                plan.query
+                    .answer(&published.state, &published.cluster, ctx, plan.pretty)
+            };
             let now_ms = link.shared().now_ms();
             if let (Some(blocking), Some(deadline)) = (plan.blocking, deadline_ms) {
                 let went_back = first_index.is_some_and(|first| answer.index < first);
