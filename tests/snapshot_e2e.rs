@@ -11,6 +11,9 @@
 //! 3. The 100 000-key archive is restored onto the running cluster through the leader: every server holds
 //!    exactly its keys again (checked key by key) and the cluster still takes writes.
 //!
+//! 4. (A second test) an archive restored onto a single server with a data dir on 127.0.0.34 survives a
+//!    restart (Raft snapshot and log replay), and the index offset with it: later writes keep higher indexes.
+//!
 //! Cost: about 40-55 s in a debug build on a shared two-core machine, most of it writing the keys (20-25 s).
 //!
 //! Every wait is bounded; children are killed when the test ends, also on failure.
@@ -427,5 +430,96 @@ fn a_three_server_snapshot_of_100000_keys_restores_onto_a_fresh_server_and_a_run
     );
     println!(
         "snapshot e2e: the {KEYS}-key archive restored onto the running three-server cluster in {restore_ms} ms"
+    );
+}
+
+/// A single server with a data dir on 127.0.0.34 (Raft snapshots every 8 entries).
+fn single_server(base: &std::path::Path, http_port: u16, server_port: u16, start: usize) -> Agent {
+    let ip: IpAddr = "127.0.0.34".parse().expect("ip");
+    let args: Vec<String> = vec![
+        "-server".into(),
+        "-node=snap-single".into(),
+        format!("-data-dir={}", base.join("data").display()),
+        format!("-bind={ip}"),
+        format!("-client={ip}"),
+        format!("-http-port={http_port}"),
+        format!("-server-port={server_port}"),
+        "-dns-port=-1".into(),
+        "-log-level=info".into(),
+        "-bootstrap-expect=1".into(),
+        "-raft-snapshot-threshold=8".into(),
+        "-raft-trailing-logs=4".into(),
+    ];
+    let agent = Agent::start(
+        &args,
+        SocketAddr::new(ip, http_port),
+        base.join(format!("single-{start}.log")),
+    );
+    agent.wait_leader(LEADER_TIMEOUT);
+    agent
+}
+
+#[test]
+fn a_restored_state_and_its_index_offset_survive_a_restart() {
+    let base = test_dir("snapshot-restart");
+    let ip: IpAddr = "127.0.0.34".parse().expect("ip");
+    let http_port = common_free_port(&[ip], &[]);
+    let server_port = common_free_port(&[ip], &[http_port]);
+
+    // An archive whose indexes are far above the fresh server's.
+    let source = Agent::dev("snapshot-restart-source", &[]);
+    for n in 0..40 {
+        let r = source.call(
+            "PUT",
+            &format!("/v1/kv/src/{n}"),
+            format!("v{n}").as_bytes(),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let archive = source.call("GET", "/v1/snapshot", b"");
+    assert_eq!(archive.status, 200);
+    let archive_index = archive.index();
+    let source_dump = dump(&source.call("GET", "/v1/kv/src/?recurse", b""));
+
+    let server = single_server(&base, http_port, server_port, 0);
+    let r = server.call("PUT", "/v1/snapshot", &archive.body);
+    assert_eq!(r.status, 200, "{}", r.text());
+    // Enough writes after the restore for a Raft snapshot of the restored state.
+    for n in 0..20 {
+        let r = server.call("PUT", &format!("/v1/kv/after/{n}"), b"a");
+        assert_eq!(r.status, 200);
+    }
+    let after = dump(&server.call("GET", "/v1/kv/after/?recurse", b""));
+    assert!(after.values().all(|e| e.3 > archive_index));
+    drop(server);
+
+    let server = single_server(&base, http_port, server_port, 1);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let r = server.call("GET", "/v1/kv/src/?recurse", b"");
+        if r.status == 200 && dump(&r) == source_dump {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the restored keys after a restart: {}\n{}",
+            r.text(),
+            server.log_text()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(
+        dump(&server.call("GET", "/v1/kv/after/?recurse", b"")),
+        after
+    );
+    let r = server.call("PUT", "/v1/kv/later", b"l");
+    assert_eq!(r.status, 200);
+    let later = server.call("GET", "/v1/kv/later", b"").json()[0]["ModifyIndex"]
+        .as_u64()
+        .unwrap_or(0);
+    let highest = after.values().map(|e| e.3).max().unwrap_or(0);
+    assert!(
+        later > highest,
+        "indexes keep growing after a restart: {later} > {highest}"
     );
 }
