@@ -142,6 +142,8 @@ impl FrontEnd {
                 kv_max.saturating_add(1)
             } else if head.path == "/v1/txn" {
                 txn_max.saturating_add(1)
+            } else if head.path == "/v1/snapshot" {
+                api::snapshot::ARCHIVE_BYTES_MAX.saturating_add(1)
             } else {
                 OTHER_BODY_BYTES_MAX
             }
@@ -354,17 +356,31 @@ impl FrontEnd {
             let jitter = jitter_ms(b.wait_ms, u64::from(rand_u32()));
             link.shared().now_ms() + b.wait_ms + jitter
         });
+        // The first answer's index: an answer below it after a wait means the state went backwards (a
+        // snapshot restore), which ends the wait at once, as Consul's restore wakes every blocking query.
+        let mut first_index: Option<u64> = None;
         loop {
             if let Err(e) = self.satisfy(link, plan.consistency).await {
                 return error_response(&e);
             }
             let published = link.shared().published();
-            let answer = plan
-                .query
-                .answer(&published.state, &published.cluster, ctx, plan.pretty);
+            let answer = if matches!(plan.query, api::ReadQuery::Snapshot) {
+                // Encoding and hashing the whole state takes long: off the shard, on the blocking pool.
+                let (published, ctx) = (Arc::clone(&published), ctx.clone());
+                glommio::executor()
+                    .spawn_blocking(move || {
+                        api::snapshot::answer(&published.state, &published.cluster, &ctx)
+                    })
+                    .await
+            } else {
+                plan.query
+                    .answer(&published.state, &published.cluster, ctx, plan.pretty)
+            };
             let now_ms = link.shared().now_ms();
             if let (Some(blocking), Some(deadline)) = (plan.blocking, deadline_ms) {
-                if answer.index <= blocking.index && now_ms < deadline {
+                let went_back = first_index.is_some_and(|first| answer.index < first);
+                first_index.get_or_insert(answer.index);
+                if answer.index <= blocking.index && !went_back && now_ms < deadline {
                     let watch = match plan.query.watch() {
                         WatchSpec::Kv { key, prefix } => Watch::Kv { key, prefix },
                         WatchSpec::Service(name) => Watch::Service(name),

@@ -25,6 +25,7 @@ pub mod query;
 mod register;
 mod router;
 mod session;
+pub mod snapshot;
 mod status;
 #[cfg(test)]
 mod tests;
@@ -238,6 +239,8 @@ pub enum ReadQuery {
     Catalog(CatalogRead, Selection),
     /// `GET /v1/health/{service/:name,checks/:service,node/:node,state/:state}`.
     Health(HealthRead, Selection),
+    /// `GET /v1/snapshot`: the state as a snapshot archive.
+    Snapshot,
 }
 
 /// What a blocking query waits on.
@@ -299,6 +302,7 @@ impl ReadQuery {
             ReadQuery::RaftConfiguration => status::answer_configuration(cluster, ctx, pretty),
             ReadQuery::Catalog(read, selection) => catalog::answer(state, read, selection, pretty),
             ReadQuery::Health(read, selection) => health::answer(state, read, selection, pretty),
+            ReadQuery::Snapshot => snapshot::answer(state, cluster, ctx),
         }
     }
 
@@ -315,7 +319,7 @@ impl ReadQuery {
                 WatchSpec::Tables(fsm::table::SESSIONS)
             }
             ReadQuery::Txn(_) => WatchSpec::Tables(fsm::table::KVS),
-            ReadQuery::RaftConfiguration => WatchSpec::Any,
+            ReadQuery::RaftConfiguration | ReadQuery::Snapshot => WatchSpec::Any,
             ReadQuery::Catalog(read, _) => catalog::watch(read),
             ReadQuery::Health(read, _) => health::watch(read),
         }
@@ -344,6 +348,8 @@ pub enum Render {
     SessionCreated,
     /// `[Session]`, or 404 naming the session.
     SessionRenewed(String),
+    /// An empty `200` (`PUT /v1/snapshot`).
+    Empty,
 }
 
 /// An operator action and its response.

@@ -4,8 +4,8 @@ use super::cluster::ClusterView;
 use super::json;
 use super::session::SessionJson;
 use super::{
-    agent, agent_read, catalog, health, kv, session, status, txn, ApiRequest, ApiResponse, Context,
-    Method, Plan, Render,
+    agent, agent_read, catalog, health, kv, session, snapshot, status, txn, ApiRequest,
+    ApiResponse, Context, Method, Plan, Render,
 };
 use crate::fsm::Outcome;
 
@@ -47,6 +47,7 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
     }
     match rest {
         "txn" => txn::plan(req, ctx),
+        "snapshot" => snapshot::plan(req),
         "agent/leave" => match req.method {
             Method::Put => Plan::Leave,
             other => Plan::Respond(method_not_allowed(other)),
@@ -81,6 +82,7 @@ pub fn render_outcome(render: &Render, outcome: Outcome, pretty: bool) -> ApiRes
     match (render, outcome) {
         (_, Outcome::Error(message)) => ApiResponse::text(500, message),
         (Render::Bool, Outcome::Bool(done)) => json::ok(&done, pretty),
+        (Render::Empty, Outcome::Done) => ApiResponse::empty(),
         (Render::Txn, Outcome::Txn(result)) => txn::render_txn(&result, pretty),
         (Render::SessionCreated, Outcome::SessionCreated(id)) => {
             let mut body = serde_json::Map::new();

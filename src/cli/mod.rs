@@ -12,6 +12,7 @@ mod lock_kv;
 mod monitor;
 mod operator;
 mod services;
+mod snapshot;
 mod watch;
 
 use crate::agent;
@@ -46,6 +47,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("reload", "Triggers the agent to reload configuration files"),
     ("services", "Interact with services"),
+    ("snapshot", "Saves, restores and analyzes snapshots"),
     ("validate", "Validate config files/directories"),
     ("version", "Prints the Cairn version"),
     ("watch", "Watch for changes in Consul"),
@@ -130,6 +132,7 @@ fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
         "validate" => agent_cmds::validate(ctx, rest),
         "lock" => lock::run(ctx, rest),
         "watch" => watch::run(ctx, rest),
+        "snapshot" => snapshot::run(ctx, rest),
         other => {
             ui::error(&format!("Unknown command: {other:?}"));
             ui::error(&usage_text(ctx.program));

@@ -150,7 +150,11 @@ impl Fsm {
 
     /// Applies `command`, committed at `index`, and returns the proposer's answer. The applied index moves
     /// to `index` whatever the outcome.
-    pub fn apply(&mut self, index: Index, command: &Command) -> Outcome {
+    pub fn apply(&mut self, raft_index: Index, command: &Command) -> Outcome {
+        let index = raft_index.saturating_add(self.state.index_offset);
+        if let Command::Restore { snapshot } = command {
+            return self.restore_at(raft_index, index, snapshot);
+        }
         let mut work = self.state.clone();
         let mut log = ChangeLog::default();
         let applied = match command {
@@ -190,6 +194,7 @@ impl Fsm {
                 work.reap_tombstones(*through_index);
                 Applied::keep(Outcome::Done)
             }
+            Command::Restore { .. } => Applied::keep(Outcome::Done),
         };
         if applied.keep {
             self.state = work;
@@ -205,11 +210,29 @@ impl Fsm {
         let outcome = match decode_command(command) {
             Ok(command) => self.apply(index, &command),
             Err(e) => {
-                self.state.applied_index = index;
+                self.state.applied_index = index.saturating_add(self.state.index_offset);
                 Outcome::Error(format!("undecodable command: {e}"))
             }
         };
         encode_outcome(&outcome)
+    }
+
+    /// [`Command::Restore`] at Raft index `raft_index` (`index` with the current offset).
+    fn restore_at(&mut self, raft_index: Index, index: Index, snapshot: &[u8]) -> Outcome {
+        let mut restored = match snapshot::decode(snapshot) {
+            Ok(state) => state,
+            Err(e) => {
+                self.state.applied_index = index;
+                return Outcome::Error(format!("snapshot restore refused: {e}"));
+            }
+        };
+        let at = index.max(restored.highest_index().saturating_add(1));
+        restored.index_offset = at - raft_index;
+        restored.applied_index = at;
+        restored.bump_indexes(at);
+        self.state = restored;
+        self.changes = ChangeLog::everything();
+        Outcome::Done
     }
 
     /// The current state to publish (O(1): shares structure with the state machine's own).

@@ -126,6 +126,15 @@ pub enum Command {
         /// The highest tombstone index to remove.
         through_index: Index,
     },
+    /// Replaces the whole state with a snapshot (`PUT /v1/snapshot`). Applied at Raft index `r`, the restored
+    /// state's own index becomes `max(r + offset, highest restored index + 1)`, so no index a client saw goes
+    /// backwards, and every table index moves to it (blocking queries wake); the state keeps the difference
+    /// as its index offset for every later command. Snapshot bytes that do not decode change nothing.
+    Restore {
+        /// The state machine snapshot bytes ([`snapshot::encode`]).
+        #[serde(with = "codec::vec_bytes")]
+        snapshot: Vec<u8>,
+    },
 }
 
 /// What applying a [`Command`] produced, returned to its proposer.

@@ -6,7 +6,8 @@
 //! and checks name existing nodes and services, per-service indexes match the registered names), so a cut or a
 //! flipped bit is an error, never a panic or a wrong state.
 //!
-//! Format 2 added the catalog (nodes, services, checks, per-service-name indexes); format 1 is not read.
+//! Format 2 added the catalog (nodes, services, checks, per-service-name indexes), format 3 check thresholds,
+//! format 4 the index offset of a restored state; only the current format is read.
 
 use super::catalog::{HealthCheck, Node, Service};
 use super::session::{Behavior, ServiceCheck, Session, SessionSpec};
@@ -20,14 +21,15 @@ pub const SNAPSHOT_HEADER_BYTES: usize = 32;
 /// The magic at the start of every state machine snapshot.
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CRNFSM01";
 /// The payload format this code writes and reads. 3: check definitions carry `SuccessBeforePassing`,
-/// `FailuresBeforeWarning` and `FailuresBeforeCritical` (format 2 snapshots are refused with a message
-/// naming both formats).
-pub const SNAPSHOT_FORMAT: u32 = 3;
+/// `FailuresBeforeWarning` and `FailuresBeforeCritical`. 4: the state carries its index offset (what a
+/// snapshot restore added to Raft log indexes). Older formats are refused with a message naming both.
+pub const SNAPSHOT_FORMAT: u32 = 4;
 
 /// The archived state.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Default)]
 struct Image {
     applied_index: u64,
+    index_offset: u64,
     kvs_index: u64,
     tombstones_index: u64,
     sessions_index: u64,
@@ -171,6 +173,7 @@ fn array<const N: usize>(b: &[u8]) -> [u8; N] {
 fn image_of(state: &State) -> Image {
     Image {
         applied_index: state.applied_index,
+        index_offset: state.index_offset,
         kvs_index: state.indexes.kvs,
         tombstones_index: state.indexes.tombstones,
         sessions_index: state.indexes.sessions,
@@ -251,8 +254,15 @@ fn image_session(s: &Session, deadline_ms: Option<u64>) -> ImageSession {
 
 /// Rebuilds the state, checking what the archive format cannot: order and references.
 fn state_of(image: Image) -> Result<State, String> {
+    if image.index_offset > image.applied_index {
+        return Err(format!(
+            "snapshot index offset {} exceeds its applied index {}",
+            image.index_offset, image.applied_index
+        ));
+    }
     let mut state = State {
         applied_index: image.applied_index,
+        index_offset: image.index_offset,
         indexes: TableIndexes {
             kvs: image.kvs_index,
             tombstones: image.tombstones_index,

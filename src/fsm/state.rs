@@ -57,6 +57,9 @@ pub struct State {
     pub(super) indexes: TableIndexes,
     /// The index of the last command applied.
     pub(super) applied_index: Index,
+    /// What the state machine adds to a Raft log index to get its own index: 0 until a snapshot restore
+    /// (`Command::Restore`) moves the state's indexes past the restored ones while the Raft log stays behind.
+    pub(super) index_offset: Index,
 }
 
 /// The entries of `map` whose key starts with `prefix`, key-ascending.
@@ -72,6 +75,61 @@ impl State {
     /// The index of the last command applied (refused ones included).
     pub fn applied_index(&self) -> Index {
         self.applied_index
+    }
+
+    /// What the state machine adds to a Raft log index (see [`Command::Restore`](super::Command::Restore)).
+    pub fn index_offset(&self) -> Index {
+        self.index_offset
+    }
+
+    /// The highest index anywhere in the state: the applied index, every table index, every entry's.
+    pub fn highest_index(&self) -> Index {
+        let t = &self.indexes;
+        let tables = [
+            self.applied_index,
+            t.kvs,
+            t.tombstones,
+            t.sessions,
+            t.nodes,
+            t.services,
+            t.checks,
+            t.service_extinction,
+        ];
+        let kvs = self
+            .kvs
+            .values()
+            .map(|e| e.modify_index.max(e.create_index));
+        let tombstones = self.tombstones.values().copied();
+        let services = self.service_indexes.values().copied();
+        tables
+            .into_iter()
+            .chain(kvs)
+            .chain(tombstones)
+            .chain(services)
+            .max()
+            .unwrap_or(0)
+    }
+
+    /// Moves every table index (and each service name's) to `index`: after a restore, every blocking
+    /// query sees a change.
+    pub(super) fn bump_indexes(&mut self, index: Index) {
+        let t = &mut self.indexes;
+        for i in [
+            &mut t.kvs,
+            &mut t.tombstones,
+            &mut t.sessions,
+            &mut t.nodes,
+            &mut t.services,
+            &mut t.checks,
+            &mut t.service_extinction,
+        ] {
+            *i = (*i).max(index);
+        }
+        self.service_indexes = self
+            .service_indexes
+            .iter()
+            .map(|(name, i)| (name.clone(), (*i).max(index)))
+            .collect();
     }
 
     /// Each table's last-change index.

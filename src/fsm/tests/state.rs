@@ -470,3 +470,73 @@ fn restore_of_a_damaged_payload_with_a_matching_crc_is_an_error_or_a_valid_state
         "bytecheck and the order checks refuse some damage"
     );
 }
+
+// ---- snapshot restore through the log ----
+
+fn restore_command(state_of: &Fsm) -> Command {
+    Command::Restore {
+        snapshot: state_of.snapshot(),
+    }
+}
+
+#[test]
+fn a_restore_replaces_the_state_and_moves_indexes_past_the_restored_ones() {
+    let mut source = Fsm::new();
+    for i in 1..=50 {
+        kv(
+            &mut source,
+            100 + i,
+            op(KvVerb::Set, &format!("k{i}"), b"v"),
+        );
+    }
+    let mut target = Fsm::new();
+    kv(&mut target, 1, op(KvVerb::Set, "old", b"x"));
+    target.take_changes();
+    let command = restore_command(&source);
+    let out = target.apply_bytes(2, &encode_command(&command));
+    assert_eq!(decode_outcome(&out), Ok(Outcome::Done));
+    let state = target.state();
+    assert!(state.kv_get("old").is_none(), "the old state is gone");
+    assert_eq!(state.kv_get("k7").map(|e| e.modify_index), Some(107));
+    assert_eq!(state.applied_index(), 151, "past the restored index 150");
+    assert_eq!(state.index_offset(), 149);
+    assert_eq!(state.table_indexes().kvs, 151);
+    let changes = target.take_changes();
+    assert_eq!(changes.kv_keys, None, "every watcher wakes");
+    // Later commands get Raft index + offset, so indexes keep growing.
+    kv(&mut target, 3, op(KvVerb::Set, "new", b"y"));
+    assert_eq!(
+        target.state().kv_get("new").map(|e| e.modify_index),
+        Some(152)
+    );
+    // The offset survives a Raft snapshot of the restored state.
+    let again = Fsm::restore(&target.snapshot()).expect("restores");
+    assert_eq!(again.state().index_offset(), 149);
+    assert_eq!(again.state(), target.state());
+}
+
+#[test]
+fn a_restore_onto_a_state_ahead_of_the_snapshot_keeps_the_log_index() {
+    let mut source = Fsm::new();
+    kv(&mut source, 5, op(KvVerb::Set, "a", b"1"));
+    let mut target = Fsm::new();
+    kv(&mut target, 900, op(KvVerb::Set, "b", b"2"));
+    assert_eq!(target.apply(901, &restore_command(&source)), Outcome::Done);
+    assert_eq!(target.state().applied_index(), 901);
+    assert_eq!(target.state().index_offset(), 0);
+    assert_eq!(target.state().table_indexes().kvs, 901);
+    assert_eq!(target.state().kv_get("a").map(|e| e.modify_index), Some(5));
+}
+
+#[test]
+fn a_bad_restore_changes_nothing_but_the_applied_index() {
+    let mut target = Fsm::new();
+    kv(&mut target, 1, op(KvVerb::Set, "keep", b"x"));
+    let mut snapshot = Fsm::new().snapshot();
+    let last = snapshot.len() - 1;
+    snapshot[last] ^= 0xff;
+    let outcome = target.apply(2, &Command::Restore { snapshot });
+    assert!(matches!(outcome, Outcome::Error(m) if m.starts_with("snapshot restore refused")));
+    assert!(target.state().kv_get("keep").is_some());
+    assert_eq!(target.state().applied_index(), 2);
+}
