@@ -50,7 +50,12 @@ fn a_ttl_check_registers_passes_expires_and_deregisters() {
             assert!(output.starts_with("TTL expired"), "{c}");
             break;
         }
-        assert!(Instant::now() < deadline, "TTL never expired: {c}");
+        assert!(
+            Instant::now() < deadline,
+            "TTL never expired: {c}\nagent checks: {}\nlog:\n{}",
+            a.call("GET", "/v1/agent/checks", b"").text(),
+            a.log_text()
+        );
         std::thread::sleep(Duration::from_millis(100));
     }
 

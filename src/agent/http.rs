@@ -568,7 +568,10 @@ impl FrontEnd {
     }
 
     async fn expire(&self, id: &str, now_ms: u64) {
-        if !api::expire_ttl(&mut self.settings.local.state.lock(), id) {
+        let changed = api::expire_ttl(&mut self.settings.local.state.lock(), id);
+        // An expiry whose earlier sync failed is still out of sync: try again.
+        let unsynced = !self.settings.local.state.lock().is_synced();
+        if !changed && !unsynced {
             return;
         }
         if self.sync_changes().await.is_err() {
