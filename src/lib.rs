@@ -16,6 +16,7 @@ pub mod api;
 pub mod cli;
 pub mod config;
 pub mod fsm;
+pub mod gossip;
 pub mod logging;
 pub mod raft;
 pub mod rpc;
