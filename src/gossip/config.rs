@@ -89,6 +89,8 @@ pub struct Config {
     pub members_max: usize,
     /// Broadcasts queued per queue at most; the most-sent are dropped first.
     pub broadcast_queue_max: usize,
+    /// Try to rejoin a random failed member this often (serf ReconnectInterval).
+    pub reconnect_interval_ms: u64,
     /// Failed members are reaped after this long (serf ReconnectTimeout).
     pub reconnect_timeout_ms: u64,
     /// Left members are reaped after this long (serf TombstoneTimeout).
@@ -124,6 +126,7 @@ impl Config {
             gossip_verify_incoming: true,
             members_max: 100_000,
             broadcast_queue_max: 4_096,
+            reconnect_interval_ms: 30_000,
             reconnect_timeout_ms: 24 * 3_600_000,
             tombstone_timeout_ms: 24 * 3_600_000,
             recent_intent_timeout_ms: 5 * 60_000,

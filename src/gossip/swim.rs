@@ -252,6 +252,17 @@ pub(super) struct Intent {
     pub(super) at_ms: u64,
 }
 
+/// Why a push/pull was started.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum StreamKind {
+    /// Periodic anti-entropy.
+    Sync,
+    /// A requested join: on success, gossip serf's join intent.
+    Join,
+    /// serf's reconnect to a failed member (a memberlist join without an intent).
+    Reconnect,
+}
+
 /// Broadcast queues, filled in this order: memberlist, serf intents, serf events and queries.
 pub(super) const QUEUE_MEMBERLIST: usize = 0;
 pub(super) const QUEUE_INTENTS: usize = 1;
@@ -290,7 +301,8 @@ pub struct Swim {
     pub(super) recent_intents: BTreeMap<String, Intent>,
     pub(super) keyring: Option<Keyring>,
     pub(super) leaving: bool,
-    pub(super) streams: BTreeMap<u64, bool>,
+    pub(super) streams: BTreeMap<u64, StreamKind>,
+    pub(super) next_reconnect_ms: u64,
     pub(super) next_stream_id: u64,
     pub(super) wake_at_ms: Option<u64>,
     pub(super) started: bool,
@@ -340,6 +352,7 @@ impl Swim {
             next_gossip_ms: 0,
             next_push_pull_ms: 0,
             next_reap_ms: 0,
+            next_reconnect_ms: 0,
             member_clock: LamportClock(1),
             event_clock: LamportClock(1),
             query_clock: LamportClock(1),
@@ -405,7 +418,10 @@ impl Swim {
 
     /// When the core next needs a [`Input::Tick`].
     pub fn next_wake_ms(&self) -> u64 {
-        let mut t = self.next_gossip_ms.min(self.next_reap_ms);
+        let mut t = self
+            .next_gossip_ms
+            .min(self.next_reap_ms)
+            .min(self.next_reconnect_ms);
         if self.cfg.push_pull_interval_ms > 0 {
             t = t.min(self.next_push_pull_ms);
         }
@@ -446,7 +462,7 @@ impl Swim {
             }
             Input::Join { seeds } => {
                 for seed in seeds {
-                    self.start_push_pull(seed, true, actions);
+                    self.start_push_pull(seed, StreamKind::Join, actions);
                 }
                 Ok(())
             }
@@ -477,6 +493,7 @@ impl Swim {
         self.next_gossip_ms = now + self.rng.range(0, self.cfg.gossip_interval_ms.max(1));
         self.next_push_pull_ms = now + self.rng.range(0, self.cfg.push_pull_interval_ms.max(1));
         self.next_reap_ms = now + REAP_INTERVAL_MS;
+        self.next_reconnect_ms = now + self.cfg.reconnect_interval_ms;
         let name = self.cfg.name.clone();
         if let Some(me) = self.members.get_mut(&name) {
             me.state_change_ms = now;
@@ -614,7 +631,7 @@ impl Swim {
             let peers = self.k_random(1, |m| m.state == NodeState::Alive);
             if let Some(peer) = peers.first() {
                 if let Some(addr) = self.members.get(peer).map(|m| m.addr.clone()) {
-                    self.start_push_pull(addr, false, actions);
+                    self.start_push_pull(addr, StreamKind::Sync, actions);
                 }
             }
         }
@@ -652,6 +669,10 @@ impl Swim {
                     self.send_msg(&r.to, Message::Nack(r.seq).encode(), false, actions);
                 }
             }
+        }
+        if now >= self.next_reconnect_ms {
+            self.next_reconnect_ms = now + self.cfg.reconnect_interval_ms.max(1);
+            self.reconnect(actions);
         }
         if now >= self.next_reap_ms {
             self.next_reap_ms = now + REAP_INTERVAL_MS;
@@ -928,14 +949,40 @@ impl Swim {
         }
     }
 
-    fn start_push_pull(&mut self, to: Addr, join: bool, actions: &mut Vec<Action>) {
+    /// serf's reconnect: with probability failed ÷ alive, push/pull (as a join) with one random failed member.
+    fn reconnect(&mut self, actions: &mut Vec<Action>) {
+        let failed: Vec<Addr> = self
+            .members
+            .values()
+            .filter(|m| m.status == MemberStatus::Failed)
+            .map(|m| m.addr.clone())
+            .collect();
+        if failed.is_empty() {
+            return;
+        }
+        let left = self
+            .members
+            .values()
+            .filter(|m| m.status == MemberStatus::Left)
+            .count();
+        let alive = (self.members.len() - failed.len() - left).max(1);
+        let prob = failed.len() as f64 / alive as f64;
+        let roll = (self.rng.next_u64() >> 11) as f64 / (1u64 << 53) as f64;
+        if roll > prob {
+            return;
+        }
+        let pick = self.rng.range(0, failed.len() as u64) as usize;
+        self.start_push_pull(failed[pick].clone(), StreamKind::Reconnect, actions);
+    }
+
+    fn start_push_pull(&mut self, to: Addr, kind: StreamKind, actions: &mut Vec<Action>) {
         if self.streams.len() >= STREAMS_MAX {
             return;
         }
         self.next_stream_id += 1;
         let id = self.next_stream_id;
-        self.streams.insert(id, join);
-        let msg = self.local_push_pull(join).encode();
+        self.streams.insert(id, kind);
+        let msg = self.local_push_pull(kind != StreamKind::Sync).encode();
         let bytes = self.seal_stream(msg);
         actions.push(Action::PushPull { id, to, bytes });
     }
@@ -985,13 +1032,13 @@ impl Swim {
         bytes: &[u8],
         actions: &mut Vec<Action>,
     ) -> Result<(), GossipError> {
-        let Some(join) = self.streams.remove(&id) else {
+        let Some(kind) = self.streams.remove(&id) else {
             return Ok(());
         };
         match packet::decode_stream(bytes, self.keyring.as_ref(), self.cfg.members_max)? {
             packet::StreamMessage::PushPull(pp) => {
                 self.merge_remote(pp, actions)?;
-                if join {
+                if kind == StreamKind::Join {
                     let ltime = self.member_clock.time();
                     self.broadcast_join(ltime, actions);
                     actions.push(Action::Joined {
