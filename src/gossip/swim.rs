@@ -190,6 +190,11 @@ pub enum Action {
         /// May coalesce.
         coalesce: bool,
     },
+    /// The push/pull join `id` failed (unreachable seed, error reply or bad bytes).
+    JoinFailed {
+        /// The push/pull's number.
+        id: u64,
+    },
     /// The push/pull join to `id` completed; `members` are now known.
     Joined {
         /// The push/pull's number.
@@ -457,7 +462,9 @@ impl Swim {
             Input::Stream { conn, from, bytes } => self.on_stream(conn, &from, &bytes, actions),
             Input::PushPullReply { id, bytes } => self.on_push_pull_reply(id, &bytes, actions),
             Input::PushPullFailed { id } => {
-                self.streams.remove(&id);
+                if self.streams.remove(&id) == Some(StreamKind::Join) {
+                    actions.push(Action::JoinFailed { id });
+                }
                 Ok(())
             }
             Input::Join { seeds } => {
@@ -1035,6 +1042,20 @@ impl Swim {
         let Some(kind) = self.streams.remove(&id) else {
             return Ok(());
         };
+        let result = self.merge_reply(id, kind, bytes, actions);
+        if result.is_err() && kind == StreamKind::Join {
+            actions.push(Action::JoinFailed { id });
+        }
+        result
+    }
+
+    fn merge_reply(
+        &mut self,
+        id: u64,
+        kind: StreamKind,
+        bytes: &[u8],
+        actions: &mut Vec<Action>,
+    ) -> Result<(), GossipError> {
         match packet::decode_stream(bytes, self.keyring.as_ref(), self.cfg.members_max)? {
             packet::StreamMessage::PushPull(pp) => {
                 self.merge_remote(pp, actions)?;

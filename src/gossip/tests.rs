@@ -1135,3 +1135,147 @@ fn pings_are_answered_to_the_source_address_and_pings_for_others_ignored() {
     .unwrap();
     assert!(!acts.iter().any(|a| matches!(a, Action::SendPacket { .. })));
 }
+
+#[test]
+fn an_indirect_probe_relays_the_ack_or_sends_a_nack() {
+    let mut relay = Swim::new(Config::lan("relay", addr(1)), 1, None).unwrap();
+    let req = |seq| {
+        Message::IndirectPing(IndirectPing {
+            seq_no: seq,
+            target: addr(2).ip,
+            port: 7946,
+            node: "target".into(),
+            nack: true,
+            source_addr: addr(0).ip,
+            source_port: 7946,
+            source_node: "asker".into(),
+        })
+        .encode()
+    };
+    let sent = |acts: &[Action]| -> Vec<(Addr, Vec<Message>)> {
+        acts.iter()
+            .filter_map(|a| match a {
+                Action::SendPacket { to, bytes } => Some((
+                    to.clone(),
+                    packet::decode_packet(bytes, None, true).messages,
+                )),
+                _ => None,
+            })
+            .collect()
+    };
+    // The target answers: the ack goes back to the asker with the asker's sequence number.
+    let mut acts = Vec::new();
+    relay
+        .step(
+            0,
+            Input::Packet {
+                from: addr(0),
+                bytes: req(77),
+            },
+            &mut acts,
+        )
+        .unwrap();
+    let out = sent(&acts);
+    let Message::Ping(p) = &out[0].1[0] else {
+        panic!("{out:?}")
+    };
+    assert_eq!(out[0].0, addr(2));
+    let ack = Message::Ack(Ack {
+        seq_no: p.seq_no,
+        payload: vec![],
+    })
+    .encode();
+    acts.clear();
+    relay
+        .step(
+            10,
+            Input::Packet {
+                from: addr(2),
+                bytes: ack,
+            },
+            &mut acts,
+        )
+        .unwrap();
+    assert_eq!(
+        sent(&acts),
+        vec![(
+            addr(0),
+            vec![Message::Ack(Ack {
+                seq_no: 77,
+                payload: vec![]
+            })]
+        )]
+    );
+    // The target stays silent: a nack follows after the probe timeout.
+    acts.clear();
+    relay
+        .step(
+            100,
+            Input::Packet {
+                from: addr(0),
+                bytes: req(78),
+            },
+            &mut acts,
+        )
+        .unwrap();
+    acts.clear();
+    relay.step(100 + 500, Input::Tick, &mut acts).unwrap();
+    assert!(
+        sent(&acts).contains(&(addr(0), vec![Message::Nack(78)])),
+        "{:?}",
+        sent(&acts)
+    );
+}
+
+#[test]
+fn a_tcp_ping_is_answered_and_a_failed_join_is_reported() {
+    let mut s = Swim::new(Config::lan("me", addr(0)), 1, None).unwrap();
+    let mut acts = Vec::new();
+    let ping = Message::Ping(Ping {
+        seq_no: 9,
+        node: "me".into(),
+        ..Ping::default()
+    })
+    .encode();
+    assert_eq!(
+        packet::stream_message_len(&ping, 10).unwrap(),
+        Some(ping.len())
+    );
+    s.step(
+        0,
+        Input::Stream {
+            conn: 4,
+            from: addr(3),
+            bytes: ping,
+        },
+        &mut acts,
+    )
+    .unwrap();
+    let reply = acts.iter().find_map(|a| match a {
+        Action::StreamReply { conn: 4, bytes } => Some(bytes.clone()),
+        _ => None,
+    });
+    assert_eq!(
+        packet::decode_stream(&reply.unwrap(), None, 10).unwrap(),
+        StreamMessage::Ack(9)
+    );
+    acts.clear();
+    s.step(
+        1,
+        Input::Join {
+            seeds: vec![addr(5)],
+        },
+        &mut acts,
+    )
+    .unwrap();
+    let id = acts
+        .iter()
+        .find_map(|a| match a {
+            Action::PushPull { id, .. } => Some(*id),
+            _ => None,
+        })
+        .unwrap();
+    acts.clear();
+    s.step(2, Input::PushPullFailed { id }, &mut acts).unwrap();
+    assert!(acts.contains(&Action::JoinFailed { id }));
+}
