@@ -6,6 +6,18 @@
 //! local requests (join, leave, user event, tags); actions are packets to send, push/pulls to dial, stream replies,
 //! the next wake-up, and member/event notifications. The byte formats are in `WIRE.md` beside this file.
 //!
+//! The driver's contract (one owner of the `Swim`, all calls from one task):
+//! 1. `Swim::new(Config::lan(name, addr), seed, keyring)` with `seed` from OS entropy (it also makes AES-GCM nonces).
+//! 2. A UDP datagram from `from` → `step(now, Input::Packet { from, bytes })`.
+//! 3. An accepted TCP connection → read until `packet::stream_message_len(&buf, cfg.members_max)` is `Some(n)` →
+//!    `step(now, Input::Stream { conn, from, bytes: buf[..n] })` → write the `Action::StreamReply` for `conn`, close.
+//! 4. `Action::PushPull { id, to, bytes }` → dial `to`, write, read one message the same way →
+//!    `Input::PushPullReply { id, bytes }`, or `Input::PushPullFailed { id }` on any error or timeout (TCPTimeout).
+//! 5. `Action::SendPacket` → send from the gossip socket; `Action::WakeAt { at_ms }` → one timer, then `Input::Tick`.
+//! 6. Leaving: `step(Input::Leave)`, keep running until `pending_broadcasts() == 0` or BroadcastTimeout, then stop.
+//!
+//! Errors returned by `step` are for the log; the input has been dropped or used as far as it was valid.
+//!
 //! Modules, by memberlist/Serf term:
 //! - [`msgpack`]: go-msgpack-compatible writer and bounded reader;
 //! - [`messages`]: memberlist message bodies; [`serf`]: Serf messages, tags and Lamport clocks;
