@@ -61,7 +61,7 @@ struct Driver {
 }
 
 impl Driver {
-    fn new(name: &str, port: u16, keyring: Option<Keyring>) -> Driver {
+    fn new(name: &str, port: u16, keyring: Option<Keyring>, compress: bool) -> Driver {
         let bind = SocketAddr::from(([127, 0, 0, 1], port));
         let udp = UdpSocket::bind(bind).expect("udp bind");
         udp.set_read_timeout(Some(Duration::from_millis(5)))
@@ -70,6 +70,7 @@ impl Driver {
         tcp.set_nonblocking(true).unwrap();
         let mut cfg = Config::lan(name, to_addr(bind));
         cfg.tags.insert("role".into(), "cairn".into());
+        cfg.enable_compression = compress;
         Driver {
             swim: Swim::new(cfg, 0x5eed ^ port as u64, keyring).unwrap(),
             udp,
@@ -223,7 +224,17 @@ fn start_serf(bind: &str, rpc: &str, key: Option<&str>, log: &str) -> Agent {
     Agent(child)
 }
 
-fn scenario(encrypted: bool) {
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Ending {
+    /// serf is killed: cairn must mark it failed.
+    KillSerf,
+    /// cairn leaves: serf must list it as left.
+    CairnLeaves,
+    /// cairn stops answering: serf must mark it failed.
+    CairnStops,
+}
+
+fn scenario(encrypted: bool, ending: Ending) {
     let key = [0x42u8; 32];
     let key_b64 = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
     let (serf_port, cairn_port, rpc) = if encrypted {
@@ -239,7 +250,8 @@ fn scenario(encrypted: bool) {
         &log,
     );
     let ring = encrypted.then(|| Keyring::new(key.to_vec()).unwrap());
-    let mut d = Driver::new("c1", cairn_port, ring);
+    // The encrypted runs also send LZW-compressed packets and streams, as serf does.
+    let mut d = Driver::new("c1", cairn_port, ring, encrypted);
     d.poll(100);
     if encrypted {
         // serf joins us (our listener side of push/pull); the command blocks until we answer, so it runs aside.
@@ -300,6 +312,39 @@ fn scenario(encrypted: bool) {
         "{members}"
     );
     assert!(!text.contains("Suspect c1"), "serf suspected c1");
+    match ending {
+        Ending::KillSerf => {}
+        Ending::CairnLeaves => {
+            d.step(Input::Leave);
+            d.poll(3_000);
+            let members = serf(&["members", &format!("-rpc-addr={rpc}")]);
+            eprintln!("serf members after cairn left:\n{members}");
+            assert!(
+                members
+                    .lines()
+                    .any(|l| l.contains("c1") && l.contains("left")),
+                "{members}"
+            );
+            return;
+        }
+        Ending::CairnStops => {
+            let start = Instant::now();
+            let mut seen = false;
+            while start.elapsed() < Duration::from_secs(40) && !seen {
+                std::thread::sleep(Duration::from_millis(500));
+                let members = serf(&["members", &format!("-rpc-addr={rpc}")]);
+                seen = members
+                    .lines()
+                    .any(|l| l.contains("c1") && l.contains("failed"));
+            }
+            assert!(seen, "serf never marked the silent cairn member failed");
+            eprintln!(
+                "serf marked silent cairn failed after {} ms",
+                start.elapsed().as_millis()
+            );
+            return;
+        }
+    }
     // Kill serf: cairn marks it failed.
     let _ = agent.0.kill();
     let _ = agent.0.wait();
@@ -324,7 +369,8 @@ fn cairn_and_a_real_serf_agent_see_each_other() {
         eprintln!("skipped: set GOSSIP_SERF_SMOKE=1 with serf installed");
         return;
     }
-    scenario(false);
+    scenario(false, Ending::KillSerf);
+    scenario(false, Ending::CairnLeaves);
 }
 
 #[test]
@@ -335,5 +381,6 @@ fn cairn_and_a_real_serf_agent_see_each_other_encrypted() {
         eprintln!("skipped: set GOSSIP_SERF_SMOKE=1 with serf installed");
         return;
     }
-    scenario(true);
+    scenario(true, Ending::KillSerf);
+    scenario(true, Ending::CairnStops);
 }
