@@ -1279,3 +1279,34 @@ fn a_tcp_ping_is_answered_and_a_failed_join_is_reported() {
     s.step(2, Input::PushPullFailed { id }, &mut acts).unwrap();
     assert!(acts.contains(&Action::JoinFailed { id }));
 }
+
+#[test]
+fn profiles_match_memberlist_defaults() {
+    let a = Addr::v4([127, 0, 0, 1], 7946);
+    let lan = Config::lan("n", a.clone());
+    let wan = Config::wan("n", a.clone());
+    let local = Config::local("n", a);
+    let row = |c: &Config| {
+        (
+            c.probe_interval_ms,
+            c.probe_timeout_ms,
+            c.gossip_interval_ms,
+            c.gossip_nodes,
+            c.suspicion_mult,
+            c.suspicion_max_timeout_mult,
+            c.retransmit_mult,
+            c.indirect_checks,
+            c.push_pull_interval_ms,
+            c.gossip_to_the_dead_time_ms,
+        )
+    };
+    assert_eq!(row(&lan), (1000, 500, 200, 3, 4, 6, 4, 3, 30_000, 30_000));
+    assert_eq!(row(&wan), (5000, 3000, 500, 4, 6, 6, 4, 3, 60_000, 60_000));
+    assert_eq!(row(&local), (1000, 200, 100, 3, 3, 6, 2, 1, 15_000, 15_000));
+    for c in [&lan, &wan, &local] {
+        assert_eq!((c.awareness_max_multiplier, c.udp_buffer_bytes), (8, 1400));
+    }
+    assert_eq!(super::config::push_pull_scale_ms(30_000, 32), 30_000);
+    assert_eq!(super::config::push_pull_scale_ms(30_000, 64), 60_000);
+    assert_eq!(super::config::push_pull_scale_ms(30_000, 1000), 30_000 * 6);
+}
