@@ -97,7 +97,7 @@ impl Driver {
                 Action::SendPacket { to, bytes } => {
                     let _ = self.udp.send_to(&bytes, to_socket(&to));
                 }
-                Action::PushPull { id, to, bytes } => {
+                Action::Dial { id, to, bytes } => {
                     let answer =
                         TcpStream::connect_timeout(&to_socket(&to), Duration::from_secs(2))
                             .ok()
@@ -106,8 +106,8 @@ impl Driver {
                                 read_message(&mut s)
                             });
                     let input = match answer {
-                        Some(bytes) => Input::PushPullReply { id, bytes },
-                        None => Input::PushPullFailed { id },
+                        Some(bytes) => Input::DialReply { id, bytes },
+                        None => Input::DialFailed { id },
                     };
                     self.step(input);
                 }

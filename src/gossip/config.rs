@@ -77,6 +77,8 @@ pub struct Config {
     pub gossip_to_the_dead_time_ms: u64,
     /// A dead node's name may be taken by another address after this long (0: never).
     pub dead_node_reclaim_time_ms: u64,
+    /// Send memberlist's TCP fallback ping alongside indirect probes (memberlist: !DisableTcpPings).
+    pub tcp_pings: bool,
     /// Lifeguard health multiplier ceiling.
     pub awareness_max_multiplier: u32,
     /// Bytes of a UDP packet filled with piggybacked broadcasts.
@@ -120,6 +122,7 @@ impl Config {
             push_pull_interval_ms: 30_000,
             gossip_to_the_dead_time_ms: 30_000,
             dead_node_reclaim_time_ms: 0,
+            tcp_pings: true,
             awareness_max_multiplier: 8,
             udp_buffer_bytes: 1_400,
             enable_compression: false,

@@ -11,8 +11,8 @@
 //! 2. A UDP datagram from `from` → `step(now, Input::Packet { from, bytes })`.
 //! 3. An accepted TCP connection → read until `packet::stream_message_len(&buf, cfg.members_max)` is `Some(n)` →
 //!    `step(now, Input::Stream { conn, from, bytes: buf[..n] })` → write the `Action::StreamReply` for `conn`, close.
-//! 4. `Action::PushPull { id, to, bytes }` → dial `to`, write, read one message the same way →
-//!    `Input::PushPullReply { id, bytes }`, or `Input::PushPullFailed { id }` on any error or timeout (TCPTimeout).
+//! 4. `Action::Dial { id, to, bytes }` (push/pull or TCP fallback ping) → dial `to`, write, read one message the same way →
+//!    `Input::DialReply { id, bytes }`, or `Input::DialFailed { id }` on any error or timeout (TCPTimeout).
 //! 5. `Action::SendPacket` → send from the gossip socket; `Action::WakeAt { at_ms }` → one timer, then `Input::Tick`.
 //! 6. Leaving: `step(Input::Leave)`, keep running until `pending_broadcasts() == 0` or BroadcastTimeout, then stop.
 //!

@@ -105,16 +105,16 @@ pub enum Input {
         /// The message bytes.
         bytes: Vec<u8>,
     },
-    /// The answer to [`Action::PushPull`] `id`.
-    PushPullReply {
-        /// The push/pull's number.
+    /// The answer to [`Action::Dial`] `id` (one whole stream message).
+    DialReply {
+        /// The conversation's number.
         id: u64,
         /// The reply message bytes.
         bytes: Vec<u8>,
     },
-    /// [`Action::PushPull`] `id` failed (dial, write, read or timeout).
-    PushPullFailed {
-        /// The push/pull's number.
+    /// [`Action::Dial`] `id` failed (dial, write, read or timeout).
+    DialFailed {
+        /// The conversation's number.
         id: u64,
     },
     /// Join the pool through these seeds (push/pull with `Join = true` to each).
@@ -147,9 +147,10 @@ pub enum Action {
         /// Bytes, ready to send.
         bytes: Vec<u8>,
     },
-    /// Dial `to` over TCP, write `bytes`, read one stream message, hand it back as [`Input::PushPullReply`]
-    /// (or report [`Input::PushPullFailed`]), then close.
-    PushPull {
+    /// Dial `to` over TCP, write `bytes`, read one stream message, hand it back as [`Input::DialReply`]
+    /// (or report [`Input::DialFailed`]), then close. Used for push/pull (join, periodic sync, reconnect) and for
+    /// TCP fallback pings; the deadline is memberlist's TCPTimeout (the core ignores late ping answers itself).
+    Dial {
         /// Number to report back with.
         id: u64,
         /// Destination.
@@ -238,6 +239,7 @@ pub(super) struct Probe {
     pub(super) indirect_sent: bool,
     pub(super) expected_nacks: u32,
     pub(super) nacks: u32,
+    pub(super) tcp_acked: bool,
 }
 
 /// An indirect probe served for another node.
@@ -266,6 +268,11 @@ pub(super) enum StreamKind {
     Join,
     /// serf's reconnect to a failed member (a memberlist join without an intent).
     Reconnect,
+    /// A TCP fallback ping for probe `seq`.
+    Ping {
+        /// The probe's sequence number.
+        seq: u32,
+    },
 }
 
 /// Broadcast queues, filled in this order: memberlist, serf intents, serf events and queries.
@@ -460,8 +467,8 @@ impl Swim {
             Input::Tick => Ok(()),
             Input::Packet { from, bytes } => self.on_packet(&from, &bytes, actions),
             Input::Stream { conn, from, bytes } => self.on_stream(conn, &from, &bytes, actions),
-            Input::PushPullReply { id, bytes } => self.on_push_pull_reply(id, &bytes, actions),
-            Input::PushPullFailed { id } => {
+            Input::DialReply { id, bytes } => self.on_push_pull_reply(id, &bytes, actions),
+            Input::DialFailed { id } => {
                 if self.streams.remove(&id) == Some(StreamKind::Join) {
                     actions.push(Action::JoinFailed { id });
                 }
@@ -729,6 +736,18 @@ impl Swim {
                 p.indirect_sent = true;
                 p.expected_nacks = expected;
             }
+            // memberlist's TCP fallback ping, to members speaking protocol 3 or later.
+            if t.vsn[1] >= 3 && self.cfg.tcp_pings {
+                let ping = Message::Ping(Ping {
+                    seq_no: seq,
+                    node: t.name.clone(),
+                    source_addr: self.cfg.addr.ip.clone(),
+                    source_port: self.cfg.addr.port,
+                    source_node: self.cfg.name.clone(),
+                })
+                .encode();
+                self.dial(t.addr.clone(), StreamKind::Ping { seq }, ping, actions);
+            }
         }
         let Some(p) = &self.probe else {
             return;
@@ -736,6 +755,10 @@ impl Swim {
         if now >= p.window_end_ms {
             let p = p.clone();
             self.probe = None;
+            if p.tcp_acked {
+                // Only TCP got through: memberlist warns ("network may be misconfigured") and does not suspect.
+                return;
+            }
             let delta = if p.expected_nacks > 0 {
                 p.expected_nacks.saturating_sub(p.nacks) as i64
             } else {
@@ -814,6 +837,7 @@ impl Swim {
             indirect_sent: false,
             expected_nacks: 0,
             nacks: 0,
+            tcp_acked: false,
         });
         let ping = Message::Ping(Ping {
             seq_no: seq,
@@ -983,15 +1007,19 @@ impl Swim {
     }
 
     fn start_push_pull(&mut self, to: Addr, kind: StreamKind, actions: &mut Vec<Action>) {
+        let msg = self.local_push_pull(kind != StreamKind::Sync).encode();
+        self.dial(to, kind, msg, actions);
+    }
+
+    fn dial(&mut self, to: Addr, kind: StreamKind, msg: Vec<u8>, actions: &mut Vec<Action>) {
         if self.streams.len() >= STREAMS_MAX {
             return;
         }
         self.next_stream_id += 1;
         let id = self.next_stream_id;
         self.streams.insert(id, kind);
-        let msg = self.local_push_pull(kind != StreamKind::Sync).encode();
         let bytes = self.seal_stream(msg);
-        actions.push(Action::PushPull { id, to, bytes });
+        actions.push(Action::Dial { id, to, bytes });
     }
 
     fn on_stream(
@@ -1056,7 +1084,18 @@ impl Swim {
         bytes: &[u8],
         actions: &mut Vec<Action>,
     ) -> Result<(), GossipError> {
-        match packet::decode_stream(bytes, self.keyring.as_ref(), self.cfg.members_max)? {
+        let msg = packet::decode_stream(bytes, self.keyring.as_ref(), self.cfg.members_max)?;
+        if let StreamKind::Ping { seq } = kind {
+            if let packet::StreamMessage::Ack(acked) = msg {
+                if let Some(p) = self.probe.as_mut() {
+                    if p.seq == seq && acked == seq {
+                        p.tcp_acked = true;
+                    }
+                }
+            }
+            return Ok(());
+        }
+        match msg {
             packet::StreamMessage::PushPull(pp) => {
                 self.merge_remote(pp, actions)?;
                 if kind == StreamKind::Join {

@@ -646,6 +646,8 @@ fn addr(i: usize) -> Addr {
 struct Net {
     nodes: Vec<Swim>,
     down: Vec<bool>,
+    /// UDP to and from this member is lost (TCP still works).
+    mute_udp: Option<usize>,
     now: u64,
     log: Vec<(usize, Action)>,
 }
@@ -658,6 +660,7 @@ impl Net {
         Net {
             nodes,
             down: vec![false; n],
+            mute_udp: None,
             now: 0,
             log: Vec::new(),
         }
@@ -683,7 +686,8 @@ impl Net {
             for a in actions {
                 match &a {
                     Action::SendPacket { to, bytes } => {
-                        if let Some(j) = self.index(to) {
+                        let muted = |k| self.mute_udp == Some(k);
+                        if let Some(j) = self.index(to).filter(|&j| !muted(i) && !muted(j)) {
                             queue.push((
                                 j,
                                 Input::Packet {
@@ -693,7 +697,7 @@ impl Net {
                             ));
                         }
                     }
-                    Action::PushPull { id, to, bytes } => {
+                    Action::Dial { id, to, bytes } => {
                         let from = self.nodes[i].config().addr.clone();
                         let reply = self.index(to).filter(|&j| !self.down[j]).and_then(|j| {
                             let mut acts = Vec::new();
@@ -718,8 +722,8 @@ impl Net {
                         queue.push((
                             i,
                             match reply {
-                                Some(bytes) => Input::PushPullReply { id: *id, bytes },
-                                None => Input::PushPullFailed { id: *id },
+                                Some(bytes) => Input::DialReply { id: *id, bytes },
+                                None => Input::DialFailed { id: *id },
                             },
                         ));
                     }
@@ -1271,12 +1275,12 @@ fn a_tcp_ping_is_answered_and_a_failed_join_is_reported() {
     let id = acts
         .iter()
         .find_map(|a| match a {
-            Action::PushPull { id, .. } => Some(*id),
+            Action::Dial { id, .. } => Some(*id),
             _ => None,
         })
         .unwrap();
     acts.clear();
-    s.step(2, Input::PushPullFailed { id }, &mut acts).unwrap();
+    s.step(2, Input::DialFailed { id }, &mut acts).unwrap();
     assert!(acts.contains(&Action::JoinFailed { id }));
 }
 
@@ -1309,4 +1313,35 @@ fn profiles_match_memberlist_defaults() {
     assert_eq!(super::config::push_pull_scale_ms(30_000, 32), 30_000);
     assert_eq!(super::config::push_pull_scale_ms(30_000, 64), 60_000);
     assert_eq!(super::config::push_pull_scale_ms(30_000, 1000), 30_000 * 6);
+}
+
+#[test]
+fn the_tcp_fallback_ping_keeps_a_member_whose_udp_is_lost_from_being_suspected() {
+    let mut net = Net::lan(5);
+    net.join_all();
+    net.log.clear();
+    net.mute_udp = Some(4);
+    net.run_until(net.now + 60_000);
+    for i in 0..4 {
+        assert_eq!(net.state_of(i, "n4"), Some(NodeState::Alive), "n{i}");
+    }
+    let pings = net
+        .log
+        .iter()
+        .filter(|(_, a)| matches!(a, Action::Dial { bytes, .. } if bytes.first() == Some(&0)))
+        .count();
+    assert!(pings > 0, "no TCP ping was dialled");
+    // Without TCP pings the same member is declared failed.
+    let mut net = Net::new(5, |i| Config {
+        tcp_pings: false,
+        ..Config::lan(format!("n{i}"), addr(i))
+    });
+    net.join_all();
+    net.log.clear();
+    net.mute_udp = Some(4);
+    net.run_until(net.now + 60_000);
+    assert!(net
+        .log
+        .iter()
+        .any(|(_, a)| matches!(a, Action::MemberFailed(m) if m.name == "n4")));
 }

@@ -293,8 +293,8 @@ impl GossipSim {
             Ev::Reply { to, id, bytes } => {
                 if self.up[to] {
                     let input = match bytes {
-                        Some(bytes) => Input::PushPullReply { id, bytes },
-                        None => Input::PushPullFailed { id },
+                        Some(bytes) => Input::DialReply { id, bytes },
+                        None => Input::DialFailed { id },
                     };
                     self.step(to, input);
                 }
@@ -339,7 +339,7 @@ impl GossipSim {
                         },
                     );
                 }
-                Action::PushPull { id, to, bytes } => {
+                Action::Dial { id, to, bytes } => {
                     let j = index_of(&to).filter(|&j| j < self.nodes.len());
                     let at = self.now + self.latency();
                     match j {
