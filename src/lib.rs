@@ -7,6 +7,7 @@
 //!   the Raft driver (`agent::raft_driver`) on the Raft executor
 //! - [`logging`], [`ui`]: Consul-shaped log lines and user output
 //! - [`raft`]: the pure Raft core (`Node::step`)
+//! - [`gossip`]: the pure SWIM + Lifeguard membership core and the memberlist/Serf wire codec (`Swim::step`)
 //! - [`fsm`]: the pure replicated state machine (KV with tombstones and lock-delay, sessions, transactions)
 //! - [`rpc`]: the pure server RPC wire format (Raft messages, snapshot chunks, forwarded writes)
 //! - [`dns`]: the pure DNS interface (query names, lookups, truncation, EDNS) on simple-dns
@@ -18,6 +19,7 @@ pub mod cli;
 pub mod config;
 pub mod dns;
 pub mod fsm;
+pub mod gossip;
 pub mod logging;
 pub mod raft;
 pub mod rpc;

@@ -4,8 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the tests use as real peers and tools. dnsutils gives the DNS e2e tests `dig`; gossip interop adds serf.
-packages=(dnsutils)
+# Debian packages the tests use as real peers and tools: dnsutils gives the DNS e2e tests `dig`; serf is the real
+# memberlist/Serf peer of the gossip interop tests.
+packages=(dnsutils serf)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
