@@ -364,7 +364,10 @@ fn scenario(encrypted: bool, ending: Ending) {
 /// Fails (never skips) when `serf` is missing: `tests/run.sh` installs it.
 fn require_serf() {
     let found = Command::new("serf").arg("version").output().is_ok();
-    assert!(found, "serf is not installed: apt-get install -y serf (tests/run.sh does)");
+    assert!(
+        found,
+        "serf is not installed: apt-get install -y serf (tests/run.sh does)"
+    );
 }
 
 #[test]

@@ -194,20 +194,12 @@ pub fn parse_endpoint(addr: &str, ssl: bool) -> Result<Endpoint, ClientError> {
 
 /// Sends `request` to `endpoint`; a status outside 2xx is returned as a response, not an error.
 pub fn send(endpoint: &Endpoint, request: &Request) -> Result<Response, ClientError> {
-    let target = request.target();
-    let (url, host) = match endpoint {
-        Endpoint::Tcp(host) => (format!("http://{host}{target}"), host.clone()),
-        Endpoint::Unix(path) => (
-            format!("http://unix{target}"),
-            format!("unix:{}", path.display()),
-        ),
-    };
+    let (url, head) = url_and_head(endpoint, request);
     let failed = |cause: String| ClientError::Transport {
         method: go_method(request.method),
         url: url.clone(),
         cause,
     };
-    let head = request_head(endpoint, request, &host);
     let timeout = Duration::from_millis(request.timeout_ms.max(1));
     let raw = match endpoint {
         Endpoint::Tcp(host) => {
@@ -231,6 +223,20 @@ pub fn send(endpoint: &Endpoint, request: &Request) -> Result<Response, ClientEr
     }
     .map_err(|error| failed(go_io_error(&error)))?;
     parse_response(&raw).map_err(failed)
+}
+
+/// The URL errors name, and the request line with header fields, of `request` to `endpoint`.
+fn url_and_head(endpoint: &Endpoint, request: &Request) -> (String, String) {
+    let target = request.target();
+    let (url, host) = match endpoint {
+        Endpoint::Tcp(host) => (format!("http://{host}{target}"), host.clone()),
+        Endpoint::Unix(path) => (
+            format!("http://unix{target}"),
+            format!("unix:{}", path.display()),
+        ),
+    };
+    let head = request_head(endpoint, request, &host);
+    (url, head)
 }
 
 /// The request line and header fields of `request` for `endpoint` (the connection closes after it).
@@ -265,20 +271,12 @@ pub fn open_stream(
     endpoint: &Endpoint,
     request: &Request,
 ) -> Result<StreamedResponse, ClientError> {
-    let target = request.target();
-    let (url, host) = match endpoint {
-        Endpoint::Tcp(host) => (format!("http://{host}{target}"), host.clone()),
-        Endpoint::Unix(path) => (
-            format!("http://unix{target}"),
-            format!("unix:{}", path.display()),
-        ),
-    };
+    let (url, head) = url_and_head(endpoint, request);
     let failed = |cause: String| ClientError::Transport {
         method: go_method(request.method),
         url: url.clone(),
         cause,
     };
-    let head = request_head(endpoint, request, &host);
     let mut stream: Box<dyn ReadWrite> = match endpoint {
         Endpoint::Tcp(host) => Box::new(connect_tcp(host).map_err(&failed)?),
         Endpoint::Unix(path) => Box::new(UnixStream::connect(path).map_err(|error| {
