@@ -44,3 +44,5 @@ pub use swim::{Action, GossipError, Input, Member, MemberStatus, NodeState, Swim
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_network;
