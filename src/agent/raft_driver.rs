@@ -58,7 +58,7 @@ use cairn_io::net::{
     InboundFrame, Listener, ListenerOptions, Peer, PeerOptions, PeerSender, TrySendErrorKind,
 };
 use cairn_io::Shutdown;
-use cairn_storage::{AnyDisk, FileDisk, LogOptions, MemDisk};
+use cairn_storage::{AnyDisk, LogOptions};
 use futures_lite::future::or;
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
 use glommio::{Latency, Shares, Task, TaskQueueHandle};
@@ -357,7 +357,7 @@ impl RaftHandle {
         let logger = Logger::new(options.log_level);
         let open_options = options.clone();
         let opened = glommio::executor()
-            .spawn_blocking(move || open_storage(open_options))
+            .spawn_blocking(move || storage::open_storage(open_options))
             .await
             .map_err(DriverError)?;
         let (storage, disk, node, snapshot_payload, notes) = opened;
@@ -591,44 +591,6 @@ fn stopped_error() -> ErrorReply {
         leader: None,
         message: "the raft driver stopped".to_string(),
     }
-}
-
-type Opened = (Storage, AnyDisk, Node, Option<Vec<u8>>, Vec<String>);
-
-/// Opens storage and rebuilds the Raft node (blocking; runs on the blocking pool).
-fn open_storage(options: RaftDriverOptions) -> Result<Opened, String> {
-    let log_options = LogOptions {
-        segment_bytes_max: options.log_segment_bytes_max,
-    };
-    let disk = if options.in_memory {
-        AnyDisk::Memory(MemDisk::new())
-    } else {
-        AnyDisk::File(FileDisk)
-    };
-    let (mut storage, recovered) = Storage::open(
-        disk.clone(),
-        &options.data_dir,
-        log_options,
-        options.snapshots_retained,
-        options.bootstrap.as_ref(),
-    )?;
-    let mut notes = recovered.notes;
-    let node = Node::new(options.raft.clone(), options.seed, recovered.restore, 0);
-    if storage.trim_to(node.log().last_index())? {
-        notes.push(format!(
-            "trimmed the stored log to Raft's last index {}",
-            node.log().last_index()
-        ));
-    }
-    notes.push(format!(
-        "recovered: term {}, log {}..={}, snapshot {}, commit {}",
-        node.term(),
-        node.log().first_index(),
-        node.log().last_index(),
-        node.log().snapshot_index(),
-        node.commit_index()
-    ));
-    Ok((storage, disk, node, recovered.snapshot_payload, notes))
 }
 
 async fn inbound_loop(

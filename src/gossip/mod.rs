@@ -31,6 +31,8 @@ pub mod lzw;
 pub mod messages;
 pub mod msgpack;
 pub mod packet;
+mod probe;
+mod push_pull;
 pub mod security;
 pub mod serf;
 mod serf_state;

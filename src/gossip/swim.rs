@@ -1,11 +1,11 @@
 //! The SWIM core: one [`Swim`] per pool member, driven by [`Swim::step`]. Inputs are received packets and stream
 //! messages, the passage of time and local requests; [`Action`]s are packets and streams to send, a wake-up time and
-//! notifications. Probing and gossip live here; the alive/suspect/dead rules in `state.rs`; the Serf layer in
-//! `serf_state.rs`.
+//! notifications. Timers, packets and streams are dispatched here; probing and the gossip tick in `probe.rs`;
+//! push/pull in `push_pull.rs`; the alive/suspect/dead rules in `state.rs`; the Serf layer in `serf_state.rs`.
 
 use super::broadcast::TransmitQueue;
 use super::config::{push_pull_scale_ms, retransmit_limit, Addr, Config};
-use super::messages::{Accusation, IndirectPing, Message, Ping, META_BYTES_MAX};
+use super::messages::{Accusation, Message, Ping, META_BYTES_MAX};
 use super::packet::{self, WireError};
 use super::security::{self, Keyring, NONCE_BYTES};
 use super::serf::{encode_tags, EventsAt, LamportClock, EVENT_BUFFER_SLOTS, QUERY_BUFFER_SLOTS};
@@ -283,7 +283,7 @@ const REAP_INTERVAL_MS: u64 = 15_000;
 /// Relays in flight at most.
 const RELAYS_MAX: usize = 1_024;
 /// Push/pulls in flight at most.
-const STREAMS_MAX: usize = 128;
+pub(super) const STREAMS_MAX: usize = 128;
 /// Intents for unknown members kept at most.
 pub(super) const INTENTS_MAX: usize = 4_096;
 
@@ -528,7 +528,7 @@ impl Swim {
     }
 
     /// Piggyback space left in a packet that already holds `used` bytes.
-    fn space_left(&self, used: usize) -> usize {
+    pub(super) fn space_left(&self, used: usize) -> usize {
         let enc = if self.keyring.is_some() {
             security::OVERHEAD_V1_BYTES
         } else {
@@ -566,7 +566,13 @@ impl Swim {
         self.send_parts(to, parts, crc, actions);
     }
 
-    fn send_parts(&mut self, to: &Addr, parts: Vec<Vec<u8>>, crc: bool, actions: &mut Vec<Action>) {
+    pub(super) fn send_parts(
+        &mut self,
+        to: &Addr,
+        parts: Vec<Vec<u8>>,
+        crc: bool,
+        actions: &mut Vec<Action>,
+    ) {
         let mut bytes = packet::pack(parts);
         if self.cfg.enable_compression {
             bytes = packet::compress_if_shorter(bytes);
@@ -601,7 +607,7 @@ impl Swim {
         .unwrap_or(msg)
     }
 
-    fn pmax(&self, name: &str) -> u8 {
+    pub(super) fn pmax(&self, name: &str) -> u8 {
         self.members.get(name).map(|m| m.vsn[1]).unwrap_or(0)
     }
 
@@ -691,195 +697,6 @@ impl Swim {
         if now >= self.next_reap_ms {
             self.next_reap_ms = now + REAP_INTERVAL_MS;
             self.reap(actions);
-        }
-    }
-
-    fn probe_timers(&mut self, actions: &mut Vec<Action>) {
-        let now = self.now_ms;
-        let Some(p) = &self.probe else {
-            return;
-        };
-        if !p.indirect_sent && now >= p.timeout_ms {
-            let (target, seq) = (p.target.clone(), p.seq);
-            let peers = self.k_random(self.cfg.indirect_checks, |m| {
-                m.state == NodeState::Alive && m.name != target
-            });
-            let Some(t) = self.members.get(&target).cloned() else {
-                self.probe = None;
-                return;
-            };
-            let mut expected = 0;
-            for peer in peers {
-                let Some(pm) = self.members.get(&peer).cloned() else {
-                    continue;
-                };
-                let nack = pm.vsn[1] >= 4;
-                expected += u32::from(nack);
-                let req = IndirectPing {
-                    seq_no: seq,
-                    target: t.addr.ip.clone(),
-                    port: t.addr.port,
-                    node: t.name.clone(),
-                    nack,
-                    source_addr: self.cfg.addr.ip.clone(),
-                    source_port: self.cfg.addr.port,
-                    source_node: self.cfg.name.clone(),
-                };
-                self.send_msg(
-                    &pm.addr,
-                    Message::IndirectPing(req).encode(),
-                    false,
-                    actions,
-                );
-            }
-            if let Some(p) = self.probe.as_mut() {
-                p.indirect_sent = true;
-                p.expected_nacks = expected;
-            }
-            // memberlist's TCP fallback ping, to members speaking protocol 3 or later.
-            if t.vsn[1] >= 3 && self.cfg.tcp_pings {
-                let ping = Message::Ping(Ping {
-                    seq_no: seq,
-                    node: t.name.clone(),
-                    source_addr: self.cfg.addr.ip.clone(),
-                    source_port: self.cfg.addr.port,
-                    source_node: self.cfg.name.clone(),
-                })
-                .encode();
-                self.dial(t.addr.clone(), StreamKind::Ping { seq }, ping, actions);
-            }
-        }
-        let Some(p) = &self.probe else {
-            return;
-        };
-        if now >= p.window_end_ms {
-            let p = p.clone();
-            self.probe = None;
-            if p.tcp_acked {
-                // Only TCP got through: memberlist warns ("network may be misconfigured") and does not suspect.
-                return;
-            }
-            let delta = if p.expected_nacks > 0 {
-                p.expected_nacks.saturating_sub(p.nacks) as i64
-            } else {
-                1
-            };
-            self.awareness.apply_delta(delta);
-            if let Some(t) = self.members.get(&p.target) {
-                if t.state == NodeState::Alive || t.state == NodeState::Suspect {
-                    let s = Accusation {
-                        incarnation: t.incarnation,
-                        node: p.target.clone(),
-                        from: self.cfg.name.clone(),
-                    };
-                    self.on_suspect(s, actions);
-                }
-            }
-        }
-    }
-
-    /// Reshuffles the probe list and forgets nodes dead longer than gossip_to_the_dead_time (memberlist resetNodes).
-    fn reset_nodes(&mut self) {
-        let now = self.now_ms;
-        let dead_time = self.cfg.gossip_to_the_dead_time_ms;
-        let members = &mut self.members;
-        self.probe_order.retain(|name| match members.get_mut(name) {
-            Some(m)
-                if m.state.dead_or_left() && now.saturating_sub(m.state_change_ms) > dead_time =>
-            {
-                m.removed = true;
-                false
-            }
-            Some(_) => true,
-            None => false,
-        });
-        for i in (1..self.probe_order.len()).rev() {
-            let j = self.rng.range(0, i as u64 + 1) as usize;
-            self.probe_order.swap(i, j);
-        }
-    }
-
-    fn start_probe(&mut self, actions: &mut Vec<Action>) {
-        let mut checked = 0;
-        let target = loop {
-            if checked >= self.probe_order.len() {
-                return;
-            }
-            if self.probe_index >= self.probe_order.len() {
-                self.reset_nodes();
-                self.probe_index = 0;
-                checked += 1;
-                continue;
-            }
-            let name = self.probe_order[self.probe_index].clone();
-            self.probe_index += 1;
-            let skip = name == self.cfg.name
-                || self
-                    .members
-                    .get(&name)
-                    .is_none_or(|m| m.state.dead_or_left());
-            if skip {
-                checked += 1;
-                continue;
-            }
-            break name;
-        };
-        let Some(m) = self.members.get(&target).cloned() else {
-            return;
-        };
-        let seq = self.next_seq();
-        let now = self.now_ms;
-        self.probe = Some(Probe {
-            target: target.clone(),
-            seq,
-            timeout_ms: now + self.cfg.probe_timeout_ms,
-            window_end_ms: now + self.awareness.scale_timeout_ms(self.cfg.probe_interval_ms),
-            indirect_sent: false,
-            expected_nacks: 0,
-            nacks: 0,
-            tcp_acked: false,
-        });
-        let ping = Message::Ping(Ping {
-            seq_no: seq,
-            node: target.clone(),
-            source_addr: self.cfg.addr.ip.clone(),
-            source_port: self.cfg.addr.port,
-            source_node: self.cfg.name.clone(),
-        })
-        .encode();
-        if m.state == NodeState::Suspect {
-            // A suspect target gets ping + suspect, CRC-wrapped, so it can refute at once.
-            let suspect = Message::Suspect(Accusation {
-                incarnation: m.incarnation,
-                node: target,
-                from: self.cfg.name.clone(),
-            })
-            .encode();
-            let crc = m.vsn[1] >= 5;
-            self.send_parts(&m.addr, vec![ping, suspect], crc, actions);
-        } else {
-            self.send_msg(&m.addr, ping, false, actions);
-        }
-    }
-
-    fn gossip(&mut self, actions: &mut Vec<Action>) {
-        let now = self.now_ms;
-        let dead_time = self.cfg.gossip_to_the_dead_time_ms;
-        let targets = self.k_random(self.cfg.gossip_nodes, |m| match m.state {
-            NodeState::Alive | NodeState::Suspect => true,
-            NodeState::Dead | NodeState::Left => now.saturating_sub(m.state_change_ms) <= dead_time,
-        });
-        for name in targets {
-            let avail = self.space_left(0);
-            let parts = self.take_broadcasts(avail);
-            if parts.is_empty() {
-                return;
-            }
-            let Some(addr) = self.members.get(&name).map(|m| m.addr.clone()) else {
-                continue;
-            };
-            let crc = self.pmax(&name) >= 5;
-            self.send_parts(&addr, parts, crc, actions);
         }
     }
 
@@ -1004,117 +821,6 @@ impl Swim {
         }
         let pick = self.rng.range(0, failed.len() as u64) as usize;
         self.start_push_pull(failed[pick].clone(), StreamKind::Reconnect, actions);
-    }
-
-    fn start_push_pull(&mut self, to: Addr, kind: StreamKind, actions: &mut Vec<Action>) {
-        let msg = self.local_push_pull(kind != StreamKind::Sync).encode();
-        self.dial(to, kind, msg, actions);
-    }
-
-    fn dial(&mut self, to: Addr, kind: StreamKind, msg: Vec<u8>, actions: &mut Vec<Action>) {
-        if self.streams.len() >= STREAMS_MAX {
-            return;
-        }
-        self.next_stream_id += 1;
-        let id = self.next_stream_id;
-        self.streams.insert(id, kind);
-        let bytes = self.seal_stream(msg);
-        actions.push(Action::Dial { id, to, bytes });
-    }
-
-    fn on_stream(
-        &mut self,
-        conn: u64,
-        from: &Addr,
-        bytes: &[u8],
-        actions: &mut Vec<Action>,
-    ) -> Result<(), GossipError> {
-        let msg = match packet::decode_stream(bytes, self.keyring.as_ref(), self.cfg.members_max) {
-            Ok(m) => m,
-            Err(e) => {
-                let reply = self.seal_stream(super::messages::encode_err(&e.0));
-                actions.push(Action::StreamReply { conn, bytes: reply });
-                return Err(e.into());
-            }
-        };
-        match msg {
-            packet::StreamMessage::PushPull(pp) => {
-                let reply = self.local_push_pull(pp.join).encode();
-                let reply = self.seal_stream(reply);
-                actions.push(Action::StreamReply { conn, bytes: reply });
-                self.merge_remote(pp, actions)?;
-            }
-            packet::StreamMessage::Ping(p) => {
-                if p.node.is_empty() || p.node == self.cfg.name {
-                    let ack = Message::Ack(super::messages::Ack {
-                        seq_no: p.seq_no,
-                        payload: Vec::new(),
-                    })
-                    .encode();
-                    let reply = self.seal_stream(ack);
-                    actions.push(Action::StreamReply { conn, bytes: reply });
-                }
-            }
-            packet::StreamMessage::User(payload) => self.on_serf(from, &payload, actions),
-            packet::StreamMessage::Ack(_) | packet::StreamMessage::Err(_) => {}
-        }
-        Ok(())
-    }
-
-    fn on_push_pull_reply(
-        &mut self,
-        id: u64,
-        bytes: &[u8],
-        actions: &mut Vec<Action>,
-    ) -> Result<(), GossipError> {
-        let Some(kind) = self.streams.remove(&id) else {
-            return Ok(());
-        };
-        let result = self.merge_reply(id, kind, bytes, actions);
-        if result.is_err() && kind == StreamKind::Join {
-            actions.push(Action::JoinFailed { id });
-        }
-        result
-    }
-
-    fn merge_reply(
-        &mut self,
-        id: u64,
-        kind: StreamKind,
-        bytes: &[u8],
-        actions: &mut Vec<Action>,
-    ) -> Result<(), GossipError> {
-        let msg = packet::decode_stream(bytes, self.keyring.as_ref(), self.cfg.members_max)?;
-        if let StreamKind::Ping { seq } = kind {
-            if let packet::StreamMessage::Ack(acked) = msg {
-                if let Some(p) = self.probe.as_mut() {
-                    if p.seq == seq && acked == seq {
-                        p.tcp_acked = true;
-                    }
-                }
-            }
-            return Ok(());
-        }
-        match msg {
-            packet::StreamMessage::PushPull(pp) => {
-                self.merge_remote(pp, actions)?;
-                if kind == StreamKind::Join {
-                    let ltime = self.member_clock.time();
-                    self.broadcast_join(ltime, actions);
-                    actions.push(Action::Joined {
-                        id,
-                        members: self.members.len(),
-                    });
-                }
-                Ok(())
-            }
-            packet::StreamMessage::Err(e) => {
-                Err(GossipError::Refused(format!("remote error: {e}")))
-            }
-            _ => Err(GossipError::Refused(
-                "push/pull answered with another message".into(),
-            )),
-        }
     }
 
     fn leave(&mut self, actions: &mut Vec<Action>) {

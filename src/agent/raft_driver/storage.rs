@@ -8,6 +8,7 @@
 //! end of the job. A hard state never moves before a truncation or an install: its commit index could
 //! otherwise name entries of a diverged suffix after a crash.
 
+use super::RaftDriverOptions;
 use crate::raft::codec::{
     decode_configuration, decode_payload, encode_configuration, encode_payload,
 };
@@ -16,6 +17,7 @@ use cairn_storage::snapshot::{load, snapshot_file_name, LoadedSnapshot};
 use cairn_storage::{
     AnyDisk, DataDir, EntryRef, Log, LogOptions, MetaStore, SnapshotStore, StorageError,
 };
+use cairn_storage::{FileDisk, MemDisk};
 use std::path::{Path, PathBuf};
 
 /// The snapshot payload format the driver writes (the state machine's bytes, opaque here).
@@ -422,6 +424,46 @@ pub fn load_snapshot(
     let config = decode_configuration(&loaded.meta)
         .map_err(|e| format!("snapshot {}: configuration: {e}", path.display()))?;
     Ok((config, loaded))
+}
+
+/// What opening storage gives the driver: the storage, its disk, the rebuilt node, the snapshot payload to
+/// restore, and notes for the log.
+pub(super) type Opened = (Storage, AnyDisk, Node, Option<Vec<u8>>, Vec<String>);
+
+/// Opens storage and rebuilds the Raft node (blocking; runs on the blocking pool).
+pub(super) fn open_storage(options: RaftDriverOptions) -> Result<Opened, String> {
+    let log_options = LogOptions {
+        segment_bytes_max: options.log_segment_bytes_max,
+    };
+    let disk = if options.in_memory {
+        AnyDisk::Memory(MemDisk::new())
+    } else {
+        AnyDisk::File(FileDisk)
+    };
+    let (mut storage, recovered) = Storage::open(
+        disk.clone(),
+        &options.data_dir,
+        log_options,
+        options.snapshots_retained,
+        options.bootstrap.as_ref(),
+    )?;
+    let mut notes = recovered.notes;
+    let node = Node::new(options.raft.clone(), options.seed, recovered.restore, 0);
+    if storage.trim_to(node.log().last_index())? {
+        notes.push(format!(
+            "trimmed the stored log to Raft's last index {}",
+            node.log().last_index()
+        ));
+    }
+    notes.push(format!(
+        "recovered: term {}, log {}..={}, snapshot {}, commit {}",
+        node.term(),
+        node.log().first_index(),
+        node.log().last_index(),
+        node.log().snapshot_index(),
+        node.commit_index()
+    ));
+    Ok((storage, disk, node, recovered.snapshot_payload, notes))
 }
 
 #[cfg(test)]
