@@ -299,15 +299,13 @@ impl FrontEnd {
             Backend::Client(_) => Arc::new(ClusterView::default()),
         };
         let plan = api::plan(request, &ctx, &cluster);
+        // A client agent relays what needs the servers' state and answers the rest itself.
         let link = match (&self.backend, &plan) {
             (Backend::Server(link), _) => link,
-            (
-                Backend::Client(_),
-                Plan::Agent(_) | Plan::AgentRead(..) | Plan::Reload | Plan::Leave,
-            ) => {
-                return self.run_local(plan, &ctx, &cluster, persist).await;
+            (Backend::Client(remote), Plan::Read(_) | Plan::Write(_) | Plan::Operator(_)) => {
+                return self.relay_http(remote, request).await;
             }
-            (Backend::Client(remote), _) => return self.relay_http(remote, request).await,
+            (Backend::Client(_), _) => return self.run_local(plan, &ctx, &cluster, persist).await,
         };
         match plan {
             Plan::Respond(response) => response,
