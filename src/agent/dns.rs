@@ -10,7 +10,7 @@
 
 use super::http::APPLY_WAIT_MS_MAX;
 use super::shard::ShardLink;
-use crate::dns::{self, DnsConfig, Outcome, Transport};
+use crate::dns::{self, DnsConfig, Outcome, ServiceCache, Transport};
 use crate::raft::rng::Rng;
 use crate::rpc::Consistency;
 use cairn_io::dns_server::{
@@ -29,6 +29,8 @@ pub struct DnsFrontEnd {
     config: Arc<DnsConfig>,
     recursors: Arc<Vec<SocketAddr>>,
     rng: RefCell<Rng>,
+    /// Healthy instances of the services asked for, per catalog version (bounded, see `dns::cache`).
+    cache: RefCell<ServiceCache>,
 }
 
 impl DnsFrontEnd {
@@ -47,6 +49,7 @@ impl DnsFrontEnd {
             config,
             recursors,
             rng: RefCell::new(Rng::new(nanos ^ ((shard as u64) << 48))),
+            cache: RefCell::new(ServiceCache::new()),
         })
     }
 
@@ -118,13 +121,14 @@ impl DnsFrontEnd {
         let serial = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as u32);
-        let outcome = dns::respond(
+        let outcome = dns::respond_cached(
             &self.config,
             &published.state,
             packet,
             transport,
             serial,
             &mut self.rng.borrow_mut(),
+            &mut self.cache.borrow_mut(),
         );
         match outcome {
             Outcome::Reply(reply) => Handled::Reply(reply),
