@@ -8,7 +8,10 @@
 //! later ones run as tasks, at most `pending_max` at a time per server (more are dropped, as a busy resolver
 //! drops queries).
 //!
-//! Bounds: one receive buffer of 64 KiB for UDP; TCP connections at most `tcp_connections_max` (further ones
+//! UDP datagrams are received and answered in batches (`recvmmsg`/`sendmmsg`, see [`crate::udp_batch`]):
+//! one system call each way per batch of up to [`UDP_BATCH_MESSAGES_MAX`] instead of one per datagram.
+//!
+//! Bounds: [`UDP_BATCH_MESSAGES_MAX`] receive buffers of 64 KiB for UDP; TCP connections at most `tcp_connections_max` (further ones
 //! are closed at once), each with a 64 KiB message buffer, closed after `tcp_idle_timeout_ms` without a
 //! message and when a write makes no progress for `write_timeout_ms`.
 //!
@@ -19,7 +22,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::io::IntoRawFd;
+use std::os::unix::io::{AsRawFd, IntoRawFd};
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Waker;
@@ -36,6 +39,7 @@ use crate::listen::{
 };
 use crate::net::IoFailure;
 use crate::runtime::Shutdown;
+use crate::udp_batch::{send_batch, RawPeer, RecvBatch};
 
 /// The largest DNS message (the TCP length prefix is 16 bits; a UDP datagram's payload is smaller).
 pub const MESSAGE_BYTES_MAX: usize = 65_535;
@@ -47,6 +51,9 @@ pub const TCP_IDLE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 pub const WRITE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 /// Default bound on answers being worked on later ([`Handled::Later`]) at once.
 pub const PENDING_MAX_DEFAULT: usize = 1_024;
+/// UDP datagrams received (and answers sent) per system call at most; each has a [`MESSAGE_BYTES_MAX`]
+/// receive buffer.
+pub const UDP_BATCH_MESSAGES_MAX: usize = 16;
 /// Backlog of the TCP listening socket.
 const LISTEN_BACKLOG: i32 = 1024;
 /// Pause after a failed receive or accept so the loop does not spin.
@@ -312,6 +319,8 @@ impl DnsServer {
     }
 }
 
+/// Receives datagrams in batches of up to [`UDP_BATCH_MESSAGES_MAX`] (`recvmmsg`), answers each, and sends
+/// the answers ready at once in one batch (`sendmmsg`); waits on the executor when nothing is queued.
 async fn udp_loop<H>(
     socket: Rc<UdpSocket>,
     handler: Rc<H>,
@@ -320,9 +329,12 @@ async fn udp_loop<H>(
 ) where
     H: Fn(&[u8], DnsTransport, SocketAddr) -> Handled + 'static,
 {
-    let mut buffer = vec![0u8; MESSAGE_BYTES_MAX];
+    let fd = socket.as_raw_fd();
+    let mut batch = RecvBatch::new(UDP_BATCH_MESSAGES_MAX, MESSAGE_BYTES_MAX);
+    let mut replies: Vec<(Vec<u8>, RawPeer)> = Vec::with_capacity(UDP_BATCH_MESSAGES_MAX);
+    let mut probe = [0u8; 1];
     loop {
-        let (len, peer) = match socket.recv_from(&mut buffer).await {
+        let received = match batch.recv(fd) {
             Ok(received) => received,
             Err(_) => {
                 shared.update(|s| s.io_errors += 1);
@@ -330,34 +342,76 @@ async fn udp_loop<H>(
                 continue;
             }
         };
-        shared.update(|s| s.udp_messages += 1);
-        match handler(&buffer[..len], DnsTransport::Udp, peer) {
-            Handled::Reply(reply) => {
-                if socket.send_to(&reply, peer).await.is_err() {
-                    shared.update(|s| s.io_errors += 1);
+        if received == 0 {
+            // Nothing queued: wait until a datagram is (it stays queued for the next batch).
+            if socket.peek_from(&mut probe).await.is_err() {
+                shared.update(|s| s.io_errors += 1);
+                sleep(Duration::from_millis(ERROR_PAUSE_MS)).await;
+            }
+            continue;
+        }
+        shared.update(|s| s.udp_messages += received as u64);
+        for i in 0..received {
+            let Some((packet, raw_peer)) = batch.get(i) else {
+                break;
+            };
+            let Some(peer) = raw_peer.socket_addr() else {
+                shared.update(|s| s.dropped += 1);
+                continue;
+            };
+            match handler(packet, DnsTransport::Udp, peer) {
+                Handled::Reply(reply) => replies.push((reply, *raw_peer)),
+                Handled::Drop => shared.update(|s| s.dropped += 1),
+                Handled::Later(later) => {
+                    if shared.pending.get() >= options.pending_max {
+                        shared.update(|s| s.dropped += 1);
+                        continue;
+                    }
+                    shared.pending.set(shared.pending.get() + 1);
+                    let socket = Rc::clone(&socket);
+                    let shared = Rc::clone(&shared);
+                    glommio::spawn_local(async move {
+                        if let Some(reply) = later.await {
+                            if socket.send_to(&reply, peer).await.is_err() {
+                                shared.update(|s| s.io_errors += 1);
+                            }
+                        }
+                        shared.pending.set(shared.pending.get() - 1);
+                    })
+                    .detach();
                 }
             }
-            Handled::Drop => shared.update(|s| s.dropped += 1),
-            Handled::Later(later) => {
-                if shared.pending.get() >= options.pending_max {
-                    shared.update(|s| s.dropped += 1);
-                    continue;
-                }
-                shared.pending.set(shared.pending.get() + 1);
-                let socket = Rc::clone(&socket);
-                let shared = Rc::clone(&shared);
-                glommio::spawn_local(async move {
-                    if let Some(reply) = later.await {
-                        if socket.send_to(&reply, peer).await.is_err() {
-                            shared.update(|s| s.io_errors += 1);
-                        }
-                    }
-                    shared.pending.set(shared.pending.get() - 1);
-                })
-                .detach();
+        }
+        send_replies(&socket, &mut replies, &shared).await;
+        glommio::yield_if_needed().await;
+    }
+}
+
+/// Sends `replies` in batches; what the kernel does not take at once goes through the executor one by one.
+/// Leaves `replies` empty.
+async fn send_replies(socket: &UdpSocket, replies: &mut Vec<(Vec<u8>, RawPeer)>, shared: &Shared) {
+    let fd = socket.as_raw_fd();
+    let mut sent = 0;
+    while sent < replies.len() {
+        match send_batch(fd, &replies[sent..]) {
+            Ok(0) => break,
+            Ok(n) => sent += n,
+            Err(_) => {
+                // The first of the rest failed: count it and go on with the next.
+                shared.update(|s| s.io_errors += 1);
+                sent += 1;
             }
         }
     }
+    for (reply, raw_peer) in replies.drain(..).skip(sent) {
+        let Some(peer) = raw_peer.socket_addr() else {
+            continue;
+        };
+        if socket.send_to(&reply, peer).await.is_err() {
+            shared.update(|s| s.io_errors += 1);
+        }
+    }
+    replies.clear();
 }
 
 async fn accept_loop<H>(

@@ -17,6 +17,7 @@ pub mod net;
 pub mod runtime;
 #[doc(hidden)]
 pub mod testing;
+pub mod udp_batch;
 
 pub use runtime::{
     ExecutorContext, ExecutorPlan, ExecutorRole, Placement, RunningTopology, RuntimeError,

@@ -8,9 +8,10 @@
 //! - Names outside the domain go to the recursors (`recursors`, `dns_config.recursor_strategy`), each given
 //!   `recursor_timeout`; the first answer is relayed as is, SERVFAIL when none answers.
 
+use super::bridge::Published;
 use super::http::APPLY_WAIT_MS_MAX;
 use super::shard::ShardLink;
-use crate::dns::{self, DnsConfig, Outcome, Transport};
+use crate::dns::{self, DnsConfig, Outcome, ServiceCache, Transport};
 use crate::raft::rng::Rng;
 use crate::rpc::Consistency;
 use cairn_io::dns_server::{
@@ -29,6 +30,8 @@ pub struct DnsFrontEnd {
     config: Arc<DnsConfig>,
     recursors: Arc<Vec<SocketAddr>>,
     rng: RefCell<Rng>,
+    /// Healthy instances of the services asked for, per catalog version (bounded, see `dns::cache`).
+    cache: RefCell<ServiceCache>,
 }
 
 impl DnsFrontEnd {
@@ -47,6 +50,7 @@ impl DnsFrontEnd {
             config,
             recursors,
             rng: RefCell::new(Rng::new(nanos ^ ((shard as u64) << 48))),
+            cache: RefCell::new(ServiceCache::new()),
         })
     }
 
@@ -71,28 +75,32 @@ impl DnsFrontEnd {
             DnsTransport::Udp => Transport::Udp,
             DnsTransport::Tcp => Transport::Tcp,
         };
-        if self.needs_leader_read() {
+        // One read of the published state per query (it is shared by every shard: each read touches the
+        // lock and the reference count other shards touch too).
+        let published = self.link.shared().published();
+        if self.needs_leader_read(&published) {
             let front = Rc::clone(self);
             let packet = packet.to_vec();
             return Handled::Later(Box::pin(async move {
                 if !front.catch_up().await {
                     return dns::servfail(&packet, transport, front.config.recursion);
                 }
-                match front.answer(&packet, transport) {
+                let published = front.link.shared().published();
+                match front.answer(&published, &packet, transport) {
                     Handled::Reply(reply) => Some(reply),
                     Handled::Drop => None,
                     Handled::Later(later) => later.await,
                 }
             }));
         }
-        self.answer(packet, transport)
+        self.answer(&published, packet, transport)
     }
 
     /// Whether the published state may not answer as is: `allow_stale` off, or no leader contact for longer
     /// than `max_stale`.
-    fn needs_leader_read(&self) -> bool {
+    fn needs_leader_read(&self, published: &Published) -> bool {
         let shared = self.link.shared();
-        let cluster = &shared.published().cluster;
+        let cluster = &published.cluster;
         if cluster.is_leader() && shared.lease_valid() {
             return false;
         }
@@ -113,18 +121,23 @@ impl DnsFrontEnd {
         }
     }
 
-    fn answer(self: &Rc<Self>, packet: &[u8], transport: Transport) -> Handled {
-        let published = self.link.shared().published();
+    fn answer(
+        self: &Rc<Self>,
+        published: &Published,
+        packet: &[u8],
+        transport: Transport,
+    ) -> Handled {
         let serial = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_secs() as u32);
-        let outcome = dns::respond(
+        let outcome = dns::respond_cached(
             &self.config,
             &published.state,
             packet,
             transport,
             serial,
             &mut self.rng.borrow_mut(),
+            &mut self.cache.borrow_mut(),
         );
         match outcome {
             Outcome::Reply(reply) => Handled::Reply(reply),

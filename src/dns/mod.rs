@@ -9,6 +9,7 @@
 //!
 //! The driver (`src/agent/dns.rs`) owns the sockets and the recursors.
 
+pub mod cache;
 pub mod config;
 pub mod query;
 pub mod records;
@@ -17,6 +18,7 @@ pub mod wire;
 #[cfg(test)]
 mod tests;
 
+pub use cache::ServiceCache;
 pub use config::{DnsConfig, RecursorStrategy, ServiceTtls, Soa};
 pub use wire::Transport;
 
@@ -39,6 +41,7 @@ pub enum Outcome {
 }
 
 /// Answers `packet` from `state`. `serial` is the SOA serial (the current Unix time, truncated to 32 bits).
+/// Each call reads the catalog afresh; a server answering many queries uses [`respond_cached`].
 pub fn respond(
     config: &DnsConfig,
     state: &State,
@@ -46,6 +49,28 @@ pub fn respond(
     transport: Transport,
     serial: u32,
     rng: &mut Rng,
+) -> Outcome {
+    respond_cached(
+        config,
+        state,
+        packet,
+        transport,
+        serial,
+        rng,
+        &mut ServiceCache::new(),
+    )
+}
+
+/// As [`respond`], reading services' healthy instances through `cache` (one per shard, kept across
+/// queries; it follows `state`'s catalog version by itself).
+pub fn respond_cached(
+    config: &DnsConfig,
+    state: &State,
+    packet: &[u8],
+    transport: Transport,
+    serial: u32,
+    rng: &mut Rng,
+    cache: &mut ServiceCache,
 ) -> Outcome {
     let query = match wire::read_query(packet) {
         Ok(query) => query,
@@ -89,6 +114,7 @@ pub fn respond(
         serial,
         rng,
         answers_wanted,
+        cache,
     };
     match zone {
         Zone::Domain { .. } | Zone::Reverse(_) if query.qtype == QType::Transfer => {

@@ -1,5 +1,6 @@
 //! The lookups: from a classified question and the catalog to the response's sections.
 
+use super::cache::{draw, ServiceCache};
 use super::config::DnsConfig;
 use super::query::{hex_ip, Lookup};
 use super::wire::{rcode, QType, Sections};
@@ -94,6 +95,8 @@ pub struct Context<'a> {
     /// How many answers the response can carry at most (the UDP answer limit without EDNS), so a large
     /// service is sampled rather than read whole.
     pub answers_wanted: usize,
+    /// The healthy instances of the services asked for, per catalog version.
+    pub cache: &'a mut ServiceCache,
 }
 
 /// The sections answering `qtype` for a name in the domain; `qname` is the name as asked.
@@ -374,30 +377,29 @@ fn service_lookup(
     qname: &str,
     qtype: QType,
 ) -> Option<Sections> {
-    let state = ctx.state;
-    let registered = state.service_name_ignoring_case(name)?;
     let only_passing = ctx.config.only_passing;
-    // Shuffle the instance keys, then read instances in that order until enough healthy ones are found.
-    let mut ids = state.service_instance_ids(registered);
-    shuffle(ctx.rng, &mut ids);
+    let cached = ctx.cache.service(ctx.state, name, only_passing)?;
     let mut wanted = ctx.answers_wanted;
     if ctx.config.a_record_limit > 0 && matches!(qtype, QType::A | QType::Aaaa) {
         wanted = wanted.min(ctx.config.a_record_limit);
     }
-    // A and AAAA answers are deduplicated by address, and an instance may lack the family asked: read on
-    // until `wanted` of the right kind are found.
+    // Draw healthy instances in a random order until enough fit. A and AAAA answers are deduplicated by
+    // address, and an instance may lack the family asked: read on until `wanted` of the right kind are found.
+    let (instances, order) = cached.parts();
     let mut entries: Vec<(&Node, &Service, bool)> = Vec::new();
     let mut kept = 0;
     let mut seen_addresses = BTreeSet::new();
-    for (node, id) in ids {
-        let Some((node, service, checks)) = state.health_instance(node, id) else {
+    let mut i = 0;
+    while let Some(at) = draw(order, i, ctx.rng) {
+        i += 1;
+        let Some(instance) = instances.get(at) else {
             continue;
         };
-        if !tag_fits(service, tag) || !healthy(&checks, only_passing) {
+        let (node, service) = (&*instance.node, &*instance.service);
+        if !tag_fits(service, tag) {
             continue;
         }
-        let warning = checks.iter().any(|c| c.status == CheckStatus::Warning);
-        entries.push((node, service, warning));
+        entries.push((node, service, instance.warning));
         let address = if service.address.is_empty() {
             &node.address
         } else {

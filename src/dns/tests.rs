@@ -1061,3 +1061,149 @@ fn fuzz_random_and_bit_flipped_packets() {
         "{outcomes:?}"
     );
 }
+
+/// Asks through a cache kept across calls; the answers sorted (their order is random).
+fn ask_cached(
+    state: &State,
+    cache: &mut ServiceCache,
+    rng: &mut Rng,
+    name: &str,
+    qtype: u16,
+) -> Resp {
+    let packet = query_bytes(name, qtype, Some(4096));
+    let config = DnsConfig::default();
+    match respond_cached(&config, state, &packet, Transport::Udp, SERIAL, rng, cache) {
+        Outcome::Reply(bytes) => {
+            let mut r = parse(&bytes);
+            r.answer.sort();
+            r.additional.sort();
+            r
+        }
+        other => panic!("{name}: expected a reply, got {other:?}"),
+    }
+}
+
+#[test]
+fn a_kept_cache_answers_as_a_fresh_read_and_follows_catalog_changes() {
+    let mut c = Catalog::new();
+    for i in 0..6 {
+        let node = format!("n{i}");
+        c.node(&node, &format!("10.9.0.{i}"), &[]);
+        c.instance(&node, "api", "api", "", &["v1"], CheckStatus::Passing);
+    }
+    let mut cache = ServiceCache::new();
+    let mut rng = Rng::new(5);
+    let fresh = |state: &State, name: &str, qtype: u16| {
+        let mut r = ask_with(
+            &DnsConfig::default(),
+            state,
+            name,
+            qtype,
+            Some(4096),
+            Transport::Udp,
+        );
+        r.answer.sort();
+        r.additional.sort();
+        r
+    };
+    let check = |state: &State, cache: &mut ServiceCache, rng: &mut Rng| {
+        for (name, qtype) in [
+            ("api.service.consul", A),
+            ("API.service.consul", SRV),
+            ("v1.api.service.consul", A),
+            ("_api._v1.service.consul", SRV),
+            ("nothing.service.consul", A),
+        ] {
+            for _ in 0..3 {
+                let kept = ask_cached(state, cache, rng, name, qtype);
+                let again = fresh(state, name, qtype);
+                assert_eq!(kept.rcode, again.rcode, "{name}");
+                assert_eq!(kept.answer, again.answer, "{name}");
+                assert_eq!(kept.additional, again.additional, "{name}");
+            }
+        }
+    };
+    let state = c.state();
+    check(&state, &mut cache, &mut rng);
+    assert_eq!(
+        ask_cached(&state, &mut cache, &mut rng, "api.service.consul", A)
+            .answer
+            .len(),
+        6
+    );
+    // A failing instance check, a warning node, a new instance, a node gone: each is seen at once.
+    c.instance("n1", "api", "api", "", &["v1"], CheckStatus::Critical);
+    let state = c.state();
+    check(&state, &mut cache, &mut rng);
+    assert_eq!(
+        ask_cached(&state, &mut cache, &mut rng, "api.service.consul", A)
+            .answer
+            .len(),
+        5
+    );
+    c.node_check("n2", CheckStatus::Critical);
+    c.node("n9", "10.9.0.9", &[]);
+    c.instance("n9", "api", "api", "", &["v2"], CheckStatus::Passing);
+    let state = c.state();
+    check(&state, &mut cache, &mut rng);
+    let answers = ask_cached(&state, &mut cache, &mut rng, "api.service.consul", A).answer;
+    assert_eq!(answers.len(), 5);
+    assert!(answers.iter().any(|a| a.contains("10.9.0.9")));
+    assert!(!answers
+        .iter()
+        .any(|a| a.contains("10.9.0.1") || a.contains("10.9.0.2")));
+    // An older state (a restored snapshot) is read afresh too.
+    let old = {
+        let mut c = Catalog::new();
+        c.node("n0", "10.8.0.1", &[]);
+        c.instance("n0", "api", "api", "", &[], CheckStatus::Passing);
+        c.state()
+    };
+    check(&old, &mut cache, &mut rng);
+    assert!(cache.len() <= cache::CACHED_SERVICES_MAX);
+}
+
+#[test]
+fn the_cache_stays_bounded_and_answers_from_a_large_service_are_spread() {
+    let state = many(50);
+    let mut cache = ServiceCache::new();
+    let mut rng = Rng::new(9);
+    let config = DnsConfig::default();
+    let mut seen = std::collections::BTreeSet::new();
+    for _ in 0..200 {
+        let packet = query_bytes("many.service.consul", A, None);
+        match respond_cached(
+            &config,
+            &state,
+            &packet,
+            Transport::Udp,
+            SERIAL,
+            &mut rng,
+            &mut cache,
+        ) {
+            Outcome::Reply(bytes) => {
+                let r = parse(&bytes);
+                assert_eq!(r.answer.len(), 3);
+                let distinct: std::collections::BTreeSet<_> = r.answer.iter().collect();
+                assert_eq!(distinct.len(), 3);
+                seen.extend(r.answer);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+    // 600 draws of 3 from 50: every instance shows up.
+    assert_eq!(seen.len(), 50);
+    for i in 0..(cache::CACHED_SERVICES_MAX + 10) {
+        let packet = query_bytes(&format!("x{i}.service.consul"), A, None);
+        let _ = respond_cached(
+            &config,
+            &state,
+            &packet,
+            Transport::Udp,
+            SERIAL,
+            &mut rng,
+            &mut cache,
+        );
+    }
+    assert_eq!(cache.len(), 1);
+}

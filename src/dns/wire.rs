@@ -18,6 +18,8 @@ pub const HEADER_BYTES: usize = 12;
 pub const NAME_BYTES_MAX: usize = 255;
 /// The EDNS option code of the client subnet (RFC 7871).
 const ECS_OPTION_CODE: u16 = 8;
+/// TXT strings are at most this long on the wire.
+const TXT_STRING_BYTES_MAX: usize = 255;
 
 /// A query type, as far as the DNS interface tells them apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -432,7 +434,314 @@ pub fn encode(query: &Query, mut sections: Sections, shape: Shape) -> Vec<u8> {
     bytes
 }
 
+/// Writes the response: directly ([`build_direct`]) where it can, else with simple-dns. Tests check that
+/// both write the same bytes.
 fn build(
+    query: &Query,
+    sections: &Sections,
+    answers: &[(Record, Vec<Record>)],
+    truncated: bool,
+    shape: Shape,
+) -> Vec<u8> {
+    match build_direct(query, sections, answers, truncated, shape) {
+        Some(bytes) => {
+            #[cfg(test)]
+            assert_eq!(
+                bytes,
+                build_with_simple_dns(query, sections, answers, truncated, shape),
+                "the direct writer and simple-dns disagree"
+            );
+            bytes
+        }
+        None => build_with_simple_dns(query, sections, answers, truncated, shape),
+    }
+}
+
+/// The direct writer behind [`build`]: the same bytes simple-dns writes (same section order, OPT before the
+/// additional records, names compressed against byte-identical earlier names in the question, the owner names,
+/// and CNAME/PTR/NS/SOA data, never in SRV targets), without building a simple-dns packet first. `None` for
+/// what it leaves to simple-dns: a name with a backslash (simple-dns unescapes those) or record data over
+/// 64 KiB.
+fn build_direct(
+    query: &Query,
+    sections: &Sections,
+    answers: &[(Record, Vec<Record>)],
+    truncated: bool,
+    shape: Shape,
+) -> Option<Vec<u8>> {
+    if query.labels.iter().any(|l| l.contains(&b'\\')) {
+        return None;
+    }
+    let mut w = Writer {
+        out: Vec::with_capacity(512),
+        suffixes: Vec::new(),
+        compress: shape.compress,
+    };
+    let mut flags: u16 = 0x8000 | 0x0400 | u16::from(rcode_of(sections.rcode) as u8 & 0x0f);
+    if query.recursion_desired {
+        flags |= 0x0100;
+    }
+    if query.checking_disabled {
+        flags |= 0x0010;
+    }
+    if shape.recursion_available {
+        flags |= 0x0080;
+    }
+    if truncated {
+        flags |= 0x0200;
+    }
+    w.out.extend_from_slice(&query.id.to_be_bytes());
+    w.out.extend_from_slice(&flags.to_be_bytes());
+    w.out.extend_from_slice(&[0; 8]);
+    let question_fits = query.labels.iter().all(|l| !l.is_empty() && l.len() <= 63);
+    if question_fits {
+        let labels: Vec<&[u8]> = query.labels.iter().map(Vec::as_slice).collect();
+        w.name(&labels, true);
+        let qclass = match query.qclass {
+            1..=4 | 254 | 255 => query.qclass,
+            _ => 1,
+        };
+        w.out.extend_from_slice(&query.qtype.code().to_be_bytes());
+        w.out.extend_from_slice(&qclass.to_be_bytes());
+    }
+    let mut counts = [u16::from(question_fits), 0, 0, 0];
+    for (answer, _) in answers {
+        if w.record(answer)? {
+            counts[1] += 1;
+        }
+    }
+    for record in &sections.authority {
+        if w.record(record)? {
+            counts[2] += 1;
+        }
+    }
+    if let Some(bytes) = query.edns_bytes {
+        // Root owner, type OPT, the buffer size as class, TTL 0 (extended rcode 0, version 0).
+        w.out.push(0);
+        w.out.extend_from_slice(&41u16.to_be_bytes());
+        w.out
+            .extend_from_slice(&bytes.max(UDP_BYTES_DEFAULT as u16).to_be_bytes());
+        w.out.extend_from_slice(&0u32.to_be_bytes());
+        match &query.ecs {
+            Some(ecs) => {
+                let len = u16::try_from(ecs.len() + 4).ok()?;
+                w.out.extend_from_slice(&len.to_be_bytes());
+                w.out.extend_from_slice(&ECS_OPTION_CODE.to_be_bytes());
+                w.out.extend_from_slice(&(len - 4).to_be_bytes());
+                let at = w.out.len();
+                w.out.extend_from_slice(ecs);
+                if let Some(scope) = w.out.get_mut(at + 3) {
+                    *scope = 0;
+                }
+            }
+            None => w.out.extend_from_slice(&0u16.to_be_bytes()),
+        }
+        counts[3] += 1;
+    }
+    let mut seen: BTreeSet<&Record> = BTreeSet::new();
+    let extras = answers
+        .iter()
+        .flat_map(|(_, extras)| extras)
+        .chain(&sections.additional);
+    for record in extras {
+        if seen.insert(record) && w.record(record)? {
+            counts[3] += 1;
+        }
+    }
+    for (i, count) in counts.iter().enumerate() {
+        w.out[4 + 2 * i..6 + 2 * i].copy_from_slice(&count.to_be_bytes());
+    }
+    Some(w.out)
+}
+
+/// Writes names and records for [`build_direct`].
+struct Writer {
+    out: Vec<u8>,
+    /// Where each name suffix written so far (compressed form) starts, first occurrence only.
+    suffixes: Vec<u16>,
+    compress: bool,
+}
+
+impl Writer {
+    /// Writes `labels`, compressed when asked and enabled.
+    fn name(&mut self, labels: &[&[u8]], compressed: bool) {
+        let compressed = compressed && self.compress;
+        for i in 0..labels.len() {
+            if compressed {
+                if let Some(at) = self.find(&labels[i..]) {
+                    self.out.extend_from_slice(&(at | 0xc000).to_be_bytes());
+                    return;
+                }
+                if let Ok(at) = u16::try_from(self.out.len()) {
+                    if at <= 0x3fff {
+                        self.suffixes.push(at);
+                    }
+                }
+            }
+            self.out.push(labels[i].len() as u8);
+            self.out.extend_from_slice(labels[i]);
+        }
+        self.out.push(0);
+    }
+
+    /// The first recorded suffix equal (byte for byte) to `labels`.
+    fn find(&self, labels: &[&[u8]]) -> Option<u16> {
+        self.suffixes
+            .iter()
+            .copied()
+            .find(|&at| self.equals(usize::from(at), labels))
+    }
+
+    /// Whether the name written at `at` (following pointers) is exactly `labels`.
+    fn equals(&self, mut at: usize, labels: &[&[u8]]) -> bool {
+        let mut rest = labels;
+        // Pointers only go backwards, so this ends; the bound guards against a bug looping.
+        for _ in 0..(NAME_BYTES_MAX + labels.len()) {
+            let Some(&len) = self.out.get(at) else {
+                return false;
+            };
+            if len & 0xc0 == 0xc0 {
+                let Some(&low) = self.out.get(at + 1) else {
+                    return false;
+                };
+                at = usize::from(u16::from_be_bytes([len & 0x3f, low]));
+                continue;
+            }
+            if len == 0 {
+                return rest.is_empty();
+            }
+            let Some((first, tail)) = rest.split_first() else {
+                return false;
+            };
+            let len = usize::from(len);
+            if self.out.get(at + 1..at + 1 + len) != Some(*first) {
+                return false;
+            }
+            rest = tail;
+            at += 1 + len;
+        }
+        false
+    }
+
+    /// Writes `record`: `Some(true)` when written, `Some(false)` when a name or string does not fit the wire
+    /// (skipped, as simple-dns's records are), `None` when simple-dns must write the packet.
+    fn record(&mut self, record: &Record) -> Option<bool> {
+        let Some(owner) = direct_labels(&record.name)? else {
+            return Some(false);
+        };
+        // Check the data's names before writing anything.
+        let (first, second) = match &record.data {
+            RData::Cname(t) | RData::Ptr(t) | RData::Ns(t) | RData::Srv { target: t, .. } => {
+                match direct_labels(t)? {
+                    Some(labels) => (Some(labels), None),
+                    None => return Some(false),
+                }
+            }
+            RData::Soa { mname, rname, .. } => {
+                match (direct_labels(mname)?, direct_labels(rname)?) {
+                    (Some(m), Some(r)) => (Some(m), Some(r)),
+                    _ => return Some(false),
+                }
+            }
+            RData::Txt(strings) if strings.iter().any(|s| s.len() > TXT_STRING_BYTES_MAX) => {
+                return Some(false)
+            }
+            _ => (None, None),
+        };
+        let start = self.out.len();
+        let suffixes = self.suffixes.len();
+        self.name(&owner, true);
+        let code: u16 = match record.data {
+            RData::A(_) => 1,
+            RData::Ns(_) => 2,
+            RData::Cname(_) => 5,
+            RData::Soa { .. } => 6,
+            RData::Ptr(_) => 12,
+            RData::Txt(_) => 16,
+            RData::Aaaa(_) => 28,
+            RData::Srv { .. } => 33,
+        };
+        self.out.extend_from_slice(&code.to_be_bytes());
+        self.out.extend_from_slice(&1u16.to_be_bytes());
+        self.out.extend_from_slice(&record.ttl_s.to_be_bytes());
+        let len_at = self.out.len();
+        self.out.extend_from_slice(&[0, 0]);
+        match &record.data {
+            RData::A(ip) => self.out.extend_from_slice(&ip.octets()),
+            RData::Aaaa(ip) => self.out.extend_from_slice(&ip.octets()),
+            RData::Cname(_) | RData::Ptr(_) | RData::Ns(_) => {
+                self.name(first.as_deref().unwrap_or(&[]), true)
+            }
+            RData::Srv {
+                priority,
+                weight,
+                port,
+                ..
+            } => {
+                self.out.extend_from_slice(&priority.to_be_bytes());
+                self.out.extend_from_slice(&weight.to_be_bytes());
+                self.out.extend_from_slice(&port.to_be_bytes());
+                self.name(first.as_deref().unwrap_or(&[]), false);
+            }
+            RData::Txt(strings) => {
+                for s in strings {
+                    self.out.push(s.len() as u8);
+                    self.out.extend_from_slice(s.as_bytes());
+                }
+            }
+            RData::Soa {
+                serial,
+                refresh_s,
+                retry_s,
+                expire_s,
+                minimum_s,
+                ..
+            } => {
+                self.name(first.as_deref().unwrap_or(&[]), true);
+                self.name(second.as_deref().unwrap_or(&[]), true);
+                for value in [
+                    *serial,
+                    (*refresh_s).min(i32::MAX as u32),
+                    (*retry_s).min(i32::MAX as u32),
+                    (*expire_s).min(i32::MAX as u32),
+                    *minimum_s,
+                ] {
+                    self.out.extend_from_slice(&value.to_be_bytes());
+                }
+            }
+        }
+        let Ok(len) = u16::try_from(self.out.len() - len_at - 2) else {
+            self.out.truncate(start);
+            self.suffixes.truncate(suffixes);
+            return None;
+        };
+        self.out[len_at..len_at + 2].copy_from_slice(&len.to_be_bytes());
+        Some(true)
+    }
+}
+
+/// The labels of `text` as [`name`] reads it: `Some(None)` when it does not fit the wire, `None` when it
+/// has a backslash (left to simple-dns).
+fn direct_labels(text: &str) -> Option<Option<Vec<&[u8]>>> {
+    if text.contains('\\') {
+        return None;
+    }
+    let text = text.strip_suffix('.').unwrap_or(text);
+    if text.is_empty() {
+        return Some(Some(Vec::new()));
+    }
+    if text.len() + 2 > NAME_BYTES_MAX {
+        return Some(None);
+    }
+    let labels: Vec<&[u8]> = text.split('.').map(str::as_bytes).collect();
+    if labels.iter().any(|l| l.is_empty() || l.len() > 63) {
+        return Some(None);
+    }
+    Some(Some(labels))
+}
+
+/// Writes the response with simple-dns.
+fn build_with_simple_dns(
     query: &Query,
     sections: &Sections,
     answers: &[(Record, Vec<Record>)],
@@ -537,5 +846,118 @@ pub fn record_ip(record: &Record) -> Option<IpAddr> {
         RData::A(ip) => Some(IpAddr::V4(ip)),
         RData::Aaaa(ip) => Some(IpAddr::V6(ip)),
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod direct_tests {
+    use super::*;
+    use core::net::Ipv4Addr;
+
+    fn record(name: &str, data: RData) -> Record {
+        Record {
+            name: name.to_string(),
+            ttl_s: 5,
+            data,
+        }
+    }
+
+    #[test]
+    fn the_direct_writer_writes_what_simple_dns_writes() {
+        let query = Query {
+            id: 7,
+            opcode: 0,
+            recursion_desired: true,
+            checking_disabled: true,
+            labels: vec![b"Web".to_vec(), b"service".to_vec(), b"consul".to_vec()],
+            qtype: QType::Srv,
+            qclass: 1,
+            edns_bytes: Some(1232),
+            ecs: Some(vec![0, 1, 24, 9, 10, 0, 0]),
+        };
+        let target = "web-1.node.dc1.consul";
+        let sections = Sections {
+            rcode: 0,
+            answers: vec![
+                (
+                    record(
+                        "Web.service.consul",
+                        RData::Srv {
+                            priority: 1,
+                            weight: 1,
+                            port: 8080,
+                            target: target.to_string(),
+                        },
+                    ),
+                    vec![
+                        record(target, RData::A(Ipv4Addr::new(10, 0, 0, 1))),
+                        record(target, RData::Txt(vec!["a=b".to_string()])),
+                    ],
+                ),
+                (
+                    record(
+                        "Web.service.consul",
+                        RData::Cname("db.example.".to_string()),
+                    ),
+                    Vec::new(),
+                ),
+                (
+                    record("bad..name", RData::A(Ipv4Addr::LOCALHOST)),
+                    Vec::new(),
+                ),
+            ],
+            authority: vec![
+                record(
+                    "consul",
+                    RData::Soa {
+                        mname: "ns.consul".to_string(),
+                        rname: "hostmaster.consul".to_string(),
+                        serial: 3,
+                        refresh_s: u32::MAX,
+                        retry_s: 2,
+                        expire_s: 3,
+                        minimum_s: 4,
+                    },
+                ),
+                record("consul", RData::Ns("server1.node.dc1.consul".to_string())),
+            ],
+            additional: vec![record(
+                "server1.node.dc1.consul",
+                RData::Aaaa("::1".parse().unwrap_or(core::net::Ipv6Addr::LOCALHOST)),
+            )],
+        };
+        for compress in [true, false] {
+            for truncated in [true, false] {
+                let shape = Shape {
+                    transport: Transport::Udp,
+                    udp_answers_max: 3,
+                    enable_truncate: false,
+                    recursion_available: true,
+                    compress,
+                };
+                let direct = build_direct(&query, &sections, &sections.answers, truncated, shape);
+                assert_eq!(
+                    direct,
+                    Some(build_with_simple_dns(
+                        &query,
+                        &sections,
+                        &sections.answers,
+                        truncated,
+                        shape
+                    ))
+                );
+            }
+        }
+        // A backslash is left to simple-dns.
+        let mut escaped = query.clone();
+        escaped.labels[0] = b"w\\065b".to_vec();
+        let shape = Shape {
+            transport: Transport::Tcp,
+            udp_answers_max: 3,
+            enable_truncate: false,
+            recursion_available: false,
+            compress: true,
+        };
+        assert_eq!(build_direct(&escaped, &sections, &[], false, shape), None);
     }
 }

@@ -3,6 +3,7 @@
 use super::catalog::{CheckStatus, HealthCheck, Node, Service};
 use super::{Index, State};
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// A `/health/service` entry: the node, the instance, and the node's checks followed by the instance's.
 pub type HealthEntry<'a> = (&'a Node, &'a Service, Vec<&'a HealthCheck>);
@@ -162,6 +163,26 @@ impl State {
             )
             .collect();
         Some((node, service, checks))
+    }
+
+    /// As [`State::health_instance`], with the node and the instance as shared handles that outlive this
+    /// state (the DNS interface caches them per catalog version).
+    pub fn health_instance_shared(
+        &self,
+        node: &str,
+        id: &str,
+    ) -> Option<(Arc<Node>, Arc<Service>, Vec<&HealthCheck>)> {
+        let service = self.services.get(&(node.to_string(), id.to_string()))?;
+        let node = self.nodes.get(node)?;
+        let checks = self
+            .checks_of_node(&node.node)
+            .filter(|c| c.service_id.is_empty())
+            .chain(
+                self.checks_of_node(&node.node)
+                    .filter(|c| c.service_id == service.id),
+            )
+            .collect();
+        Some((Arc::clone(node), Arc::clone(service), checks))
     }
 
     /// The registered service name equal to `name` ignoring ASCII case, the exact spelling first (DNS names
