@@ -17,6 +17,8 @@ pub mod wire;
 
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 
 pub use cache::ServiceCache;
 pub use config::{DnsConfig, RecursorStrategy, ServiceTtls, Soa};
