@@ -12,6 +12,7 @@
 //! in `<data_dir>/local/state.json` (written to a temporary file, fsynced and renamed before the request is
 //! answered) and restored at startup, so a restart neither forgets nor deregisters it.
 
+use super::check_runner::pause;
 use super::http::{Backend, FrontEnd};
 use crate::api::local::{full_sync_wait_ms, CatalogNode, LocalState, Persisted, PERSISTED_VERSION};
 use crate::api::ApiResponse;
@@ -20,7 +21,6 @@ use cairn_io::Shutdown;
 use parking_lot::Mutex;
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
 /// Bytes the persisted local state may take when read back.
 pub const PERSISTED_BYTES_MAX: u64 = 64 << 20;
@@ -244,15 +244,4 @@ fn sync_failure(response: &ApiResponse) -> String {
         response.status,
         String::from_utf8_lossy(&response.body)
     )
-}
-
-async fn pause(ms: u64, shutdown: &Shutdown) {
-    let tick = glommio::timer::sleep(Duration::from_millis(ms));
-    futures_lite::future::or(
-        async {
-            tick.await;
-        },
-        shutdown.wait(),
-    )
-    .await;
 }

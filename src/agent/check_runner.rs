@@ -90,7 +90,8 @@ fn spawn_run(front: Rc<FrontEnd>, schedule: Rc<RefCell<Schedule>>, run: Run) {
     .detach();
 }
 
-async fn pause(ms: u64, shutdown: &Shutdown) {
+/// Sleeps `ms`, or less when `shutdown` comes first.
+pub(super) async fn pause(ms: u64, shutdown: &Shutdown) {
     let tick = glommio::timer::sleep(Duration::from_millis(ms));
     or(
         async {

@@ -549,14 +549,7 @@ impl FrontEnd {
     /// Turns expired TTL checks critical until `shutdown` (run on one shard per agent).
     pub async fn run_ttl_timers(&self, shutdown: &Shutdown) {
         while !shutdown.is_triggered() {
-            let tick = glommio::timer::sleep(Duration::from_millis(ttl::TICK_MS));
-            futures_lite::future::or(
-                async {
-                    tick.await;
-                },
-                shutdown.wait(),
-            )
-            .await;
+            super::check_runner::pause(ttl::TICK_MS, shutdown).await;
             let now_ms = self.now_ms();
             let expired = self.settings.ttls.lock().take_expired(now_ms);
             for id in expired {

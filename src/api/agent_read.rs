@@ -4,7 +4,7 @@
 use super::cluster::ClusterView;
 use super::filter::Filter;
 use super::local::LocalState;
-use super::params::Selection;
+use super::params::{fits, Selection};
 use super::router::method_not_allowed;
 use super::views::CheckJson;
 use super::{json, ApiRequest, ApiResponse, Context, Method, Plan};
@@ -216,13 +216,6 @@ pub fn answer(
         AgentRead::HealthById { id, text } => health_by_id(local, ctx, id, *text, pretty),
         AgentRead::HealthByName { name, text } => health_by_name(local, ctx, name, *text, pretty),
     }
-}
-
-/// Whether `view` passes `filter` (no filter: everything does).
-fn fits<T: Serialize>(filter: &Option<Filter>, view: &T) -> bool {
-    filter
-        .as_ref()
-        .is_none_or(|f| serde_json::to_value(view).is_ok_and(|value| f.matches(&value)))
 }
 
 /// The worst status among `checks` (`passing` when there are none), as Consul aggregates them:

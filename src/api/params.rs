@@ -168,10 +168,15 @@ impl Selection {
 
     /// Whether `view` (a result element) passes the filter.
     pub fn filter_fits<T: Serialize>(&self, view: &T) -> bool {
-        self.filter
-            .as_ref()
-            .is_none_or(|f| serde_json::to_value(view).is_ok_and(|value| f.matches(&value)))
+        fits(&self.filter, view)
     }
+}
+
+/// Whether `view` (a result element) passes `filter` (no filter: everything does).
+pub fn fits<T: Serialize>(filter: &Option<Filter>, view: &T) -> bool {
+    filter
+        .as_ref()
+        .is_none_or(|f| serde_json::to_value(view).is_ok_and(|value| f.matches(&value)))
 }
 
 /// `?passing`: bare or empty is true; otherwise Go's `strconv.ParseBool` words.
