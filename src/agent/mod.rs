@@ -11,6 +11,7 @@ pub mod checks;
 pub mod dns;
 pub mod http;
 pub mod leader;
+pub mod membership;
 pub mod metrics;
 pub mod monitor;
 pub mod raft_driver;
