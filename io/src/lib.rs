@@ -11,6 +11,7 @@
 #![warn(missing_docs)]
 
 pub mod dns_server;
+pub mod gossip_sockets;
 pub mod http;
 mod listen;
 pub mod net;

@@ -76,6 +76,8 @@ pub struct ApiSettings {
     pub config_services: Vec<serde_json::Value>,
     /// Checks from the configuration (`checks`/`check`), registered at startup.
     pub config_checks: Vec<serde_json::Value>,
+    /// The gossip pools (members, join, force-leave, user events).
+    pub gossip: Arc<super::gossip::GossipHub>,
 }
 
 /// This agent's identity from its configuration (the node as its self-registration describes it).
@@ -219,7 +221,7 @@ impl FrontEnd {
             txn_max_req_bytes: self.settings.txn_max_req_bytes,
             now_ms: wall_clock_ms(),
             agent: Arc::clone(&self.settings.agent),
-            new_id: if path == "/v1/session/create" {
+            new_id: if path == "/v1/session/create" || path.starts_with("/v1/event/fire/") {
                 uuid::Uuid::new_v4().to_string()
             } else {
                 String::new()
@@ -342,6 +344,15 @@ impl FrontEnd {
                 ApiResponse::empty()
             }
             Plan::Metrics { prometheus, pretty } => self.metrics(prometheus, pretty),
+            Plan::Gossip(plan) => {
+                super::gossip::http::answer(
+                    &self.settings.gossip,
+                    plan,
+                    ctx.new_id.clone(),
+                    &self.settings.datacenter,
+                )
+                .await
+            }
             Plan::Respond(response) => response,
             Plan::Read(_) | Plan::Write(_) | Plan::Operator(_) => {
                 ApiResponse::text(500, "this agent cannot serve that request itself")

@@ -9,6 +9,7 @@ pub mod check_runner;
 pub mod check_tls;
 pub mod checks;
 pub mod dns;
+pub mod gossip;
 pub mod http;
 pub mod leader;
 pub mod membership;
@@ -113,6 +114,7 @@ pub fn run(
             source,
         })?;
     }
+    let config = &with_node_id(config)?;
     let topology = Topology::plan(&TopologyOptions::default())?;
 
     ui::output("==> Starting Cairn agent...");
@@ -175,6 +177,39 @@ pub fn run(
     let result = run_until_stopped(running, config, args, hostname, &leave_requested, &logger);
     remove_pid_file(config);
     result
+}
+
+/// The configuration with its node ID: `node_id` when set, else the one kept in `<data_dir>/node-id`, else a
+/// new random UUID (written there, as Consul does, so the node keeps its ID across restarts).
+fn with_node_id(config: &AgentConfig) -> Result<AgentConfig, AgentError> {
+    let mut config = config.clone();
+    if config.node_id.is_some() {
+        return Ok(config);
+    }
+    let file = config
+        .data_dir
+        .as_ref()
+        .filter(|_| !config.dev)
+        .map(|dir| dir.join("node-id"));
+    let kept = file
+        .as_ref()
+        .and_then(|path| std::fs::read_to_string(path).ok())
+        .map(|text| text.trim().to_string())
+        .filter(|id| uuid::Uuid::parse_str(id).is_ok());
+    let id = match kept {
+        Some(id) => id,
+        None => {
+            let id = uuid::Uuid::new_v4().to_string();
+            if let Some(path) = &file {
+                std::fs::write(path, &id).map_err(|e| {
+                    AgentError::LocalState(format!("cannot write {}: {e}", path.display()))
+                })?;
+            }
+            id
+        }
+    };
+    config.node_id = Some(id);
+    Ok(config)
 }
 
 fn remove_pid_file(config: &AgentConfig) {
@@ -368,8 +403,9 @@ struct Wiring {
     shards: Mutex<Vec<Option<ShardSide>>>,
     settings: ApiSettings,
     http_addrs: Vec<SocketAddr>,
-    /// A client agent's servers (their RPC addresses).
-    servers: Vec<SocketAddr>,
+    /// The gossip pools: what the rest of the agent sees of them, and what their owner needs.
+    gossip: Arc<gossip::GossipHub>,
+    pools: Vec<gossip::PoolSettings>,
     /// The address a client agent's shards listen on for the servers' answers.
     client_ip: IpAddr,
     dns_addrs: Vec<SocketAddr>,
@@ -388,6 +424,9 @@ impl Wiring {
         local: Arc<LocalAgent>,
     ) -> Wiring {
         let (core, shards) = bridge(topology.shard_count());
+        let gossip = Arc::new(gossip::GossipHub::new(
+            (config.server || config.dev) && config.ports.serf_wan.is_some(),
+        ));
         Wiring {
             core: Mutex::new(Some(core)),
             shards: Mutex::new(shards.into_iter().map(Some).collect()),
@@ -404,9 +443,11 @@ impl Wiring {
                 requests_total: Arc::default(),
                 config_services: config.services.clone(),
                 config_checks: config.checks.clone(),
+                gossip: Arc::clone(&gossip),
             },
             http_addrs: config.http_addrs(),
-            servers: config.retry_join.clone(),
+            gossip,
+            pools: gossip::pools(config, &http::identity(config).node_id),
             client_ip: http::identity(config)
                 .address
                 .parse()
@@ -435,15 +476,65 @@ async fn executor_main(
     match (context.plan.role, plan) {
         (ExecutorRole::Raft, Some(plan)) => {
             let core = wiring.core.lock().take();
-            plan.run(&context.shutdown, core).await
+            let lan = Arc::clone(&wiring.gossip.lan.membership);
+            plan.run(&context.shutdown, core, lan).await
         }
-        (ExecutorRole::Shard(index), Some(_)) => serve_http(&context, index, &wiring).await,
-        (ExecutorRole::Shard(index), None) => serve_client(&context, index, &wiring).await,
+        (ExecutorRole::Shard(index), plan) => {
+            let pools = if index == 0 {
+                start_gossip(&context, &wiring).await?
+            } else {
+                Vec::new()
+            };
+            let result = match plan {
+                Some(_) => serve_http(&context, index, &wiring).await,
+                None => serve_client(&context, index, &wiring).await,
+            };
+            // The owners stop with the shutdown, after gossiping this agent's leave when it leaves.
+            for pool in pools {
+                pool.await;
+            }
+            result
+        }
         _ => {
             context.shutdown.wait().await;
             Ok(())
         }
     }
+}
+
+/// Starts the owner of every gossip pool on this shard (shard 0): binds their sockets, joins, runs until
+/// shutdown. A socket that cannot be bound stops the agent, as in Consul.
+async fn start_gossip(
+    context: &ExecutorContext,
+    wiring: &Wiring,
+) -> Result<Vec<glommio::Task<()>>, ExecutorError> {
+    let mut tasks = Vec::new();
+    for settings in &wiring.pools {
+        let Some(hub) = wiring.gossip.pool(settings.pool == gossip::Pool::Wan) else {
+            continue;
+        };
+        let local = Arc::clone(&wiring.settings.local);
+        let services = Rc::new(move || {
+            local
+                .state
+                .lock()
+                .services()
+                .map(|s| (s.service.clone(), s.tags.clone()))
+                .collect()
+        });
+        let task = gossip::owner::run_pool(
+            Arc::clone(hub),
+            settings.clone(),
+            wiring.settings.node_name.clone(),
+            services,
+            Logger::new(wiring.log_level),
+            Arc::clone(&wiring.leave_requested),
+            context.shutdown.clone(),
+        )
+        .await?;
+        tasks.push(task);
+    }
+    Ok(tasks)
 }
 
 /// Serves the HTTP API and DNS on one shard until shutdown.
@@ -494,7 +585,7 @@ async fn serve_client(
         return Ok(());
     }
     let remote = RemoteLink::start(
-        wiring.servers.clone(),
+        Arc::clone(&wiring.gossip.lan.membership),
         wiring.client_ip,
         wiring.settings.datacenter.clone(),
         &context.shutdown,

@@ -8,6 +8,7 @@
 //! connection could not be made) moves on to the next server, and so does a call that is safe to repeat
 //! (a read, or an anti-entropy write, which is idempotent) when the connection broke under it.
 
+use super::membership::Membership;
 use super::relay::{decode_answer, encode_call, RelayAnswer, RelayCall};
 use crate::raft::ServerId;
 use crate::rpc::{self, Body, ErrorCode, Frame, Header, RelayRequest};
@@ -20,6 +21,7 @@ use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::rc::Rc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// Calls one shard may have waiting for an answer at once.
@@ -35,7 +37,7 @@ type AnswerSender = LocalSender<Result<Vec<u8>, rpc::ErrorReply>>;
 
 /// One shard's link to the servers.
 pub struct RemoteLink {
-    servers: Vec<SocketAddr>,
+    servers: Arc<Membership>,
     datacenter: String,
     current: Cell<usize>,
     peers: RefCell<BTreeMap<SocketAddr, Peer>>,
@@ -49,9 +51,10 @@ pub struct RemoteLink {
 }
 
 impl RemoteLink {
-    /// Listens on `bind_ip` (a free port) for answers and relays to `servers` (their server RPC addresses).
+    /// Listens on `bind_ip` (a free port) for answers and relays to the live servers of `datacenter` that the
+    /// LAN pool lists in `servers`.
     pub fn start(
-        servers: Vec<SocketAddr>,
+        servers: Arc<Membership>,
         bind_ip: IpAddr,
         datacenter: String,
         shutdown: &Shutdown,
@@ -102,14 +105,15 @@ impl RemoteLink {
     /// Relays `call` and waits for the answer (up to `timeout_ms` once it reached a server). A call that could
     /// not reach a server, or a failure on the server's side, is a [`RelayAnswer::Failed`] with Consul's status.
     pub async fn call(&self, call: &RelayCall, token: &str, timeout_ms: u64) -> RelayAnswer {
-        if self.servers.is_empty() {
+        let servers = self.servers.live_server_addrs(&self.datacenter);
+        if servers.is_empty() {
             return failed(500, "No known Consul servers");
         }
         let repeatable = is_repeatable(call);
         let bytes = encode_call(call);
         let mut last_error = String::new();
-        for _ in 0..self.servers.len() {
-            let server = self.servers[self.current.get() % self.servers.len()];
+        for _ in 0..servers.len() {
+            let server = servers[self.current.get() % servers.len()];
             match self.call_once(server, &bytes, token, timeout_ms).await {
                 Attempt::Answered(answer) => return answer,
                 Attempt::NotDelivered(why) => last_error = why,

@@ -7,6 +7,7 @@
 //! FNV-1a 64: the node names of the other servers are not known yet. Gossip will carry Consul's node ids.
 
 use super::bridge::{CoreSide, Shared};
+use super::membership::{MemberState, Membership};
 use super::raft_driver::{RaftDriverOptions, RaftHandle};
 use super::self_registration;
 use super::state_machine::ConsulStateMachine;
@@ -42,6 +43,9 @@ pub struct ServerPlan {
     pub driver: RaftDriverOptions,
     /// This server's own catalog registration (node, `serfHealth`, the `consul` service).
     pub registration: RegisterRequest,
+    /// `-bootstrap-expect` above 1: on an empty data directory, wait until that many servers of this
+    /// datacenter are alive in the LAN pool, then bootstrap a configuration of exactly them.
+    pub bootstrap_expect: Option<usize>,
 }
 
 impl ServerPlan {
@@ -66,13 +70,15 @@ impl ServerPlan {
         driver.log_level = config.log_level;
         driver.seed = id.0 ^ u64::from(std::process::id()) ^ clock_nanos();
         driver.bootstrap = match (config.bootstrap, config.bootstrap_expect) {
-            (true, _) => Some(bootstrap_configuration(&[addr])),
-            (false, Some(_)) => Some(bootstrap_configuration(&config.bootstrap_servers())),
-            (false, None) => None,
+            (true, _) | (false, Some(1)) => Some(bootstrap_configuration(&[addr])),
+            _ => None,
         };
         Some(ServerPlan {
             driver,
             registration: self_registration::request(config),
+            bootstrap_expect: config
+                .bootstrap_expect
+                .filter(|n| *n > 1 && !config.bootstrap),
         })
     }
 
@@ -95,6 +101,7 @@ impl ServerPlan {
         ServerPlan {
             driver,
             registration: self_registration::request(config),
+            bootstrap_expect: None,
         }
     }
 
@@ -104,12 +111,30 @@ impl ServerPlan {
         &self,
         shutdown: &Shutdown,
         core: Option<CoreSide>,
+        lan: Arc<Membership>,
     ) -> Result<(), ExecutorError> {
         let shared = core
             .as_ref()
             .map_or_else(|| Arc::new(Shared::new()), |c| Arc::clone(&c.shared));
+        let mut driver = self.driver.clone();
+        if let Some(expect) = self.bootstrap_expect {
+            let options = driver.clone();
+            let fresh = glommio::executor()
+                .spawn_blocking(move || super::raft_driver::storage::holds_no_state(&options))
+                .await?;
+            if fresh {
+                let logger = Logger::new(driver.log_level);
+                let Some(servers) =
+                    wait_for_expected_servers(&lan, &driver.datacenter, expect, &logger, shutdown)
+                        .await
+                else {
+                    return Ok(());
+                };
+                driver.bootstrap = Some(bootstrap_configuration(&servers));
+            }
+        }
         let machine = ConsulStateMachine::new(Arc::clone(&shared));
-        let handle = RaftHandle::start(self.driver.clone(), Box::new(machine), shutdown).await?;
+        let handle = RaftHandle::start(driver, Box::new(machine), shutdown).await?;
         if let Some(core) = core {
             handle.attach_shards(core)?;
         }
@@ -146,6 +171,67 @@ impl ServerPlan {
             .as_ref()
             .is_some_and(|c| c.servers.len() == 1 && c.servers[0].id == self.driver.raft.id)
     }
+}
+
+/// How often a server waiting for `-bootstrap-expect` looks at the LAN pool.
+pub const BOOTSTRAP_POLL_MS: u64 = 200;
+
+/// Waits until exactly `expect` servers of `datacenter` are alive in the LAN pool, all started with the same
+/// `-bootstrap-expect`; their RPC addresses, or `None` at shutdown. More servers than expected means a cluster
+/// that already exists (its leader adds this server): keep waiting.
+async fn wait_for_expected_servers(
+    lan: &Membership,
+    datacenter: &str,
+    expect: usize,
+    logger: &Logger,
+    shutdown: &Shutdown,
+) -> Option<Vec<SocketAddr>> {
+    logger.info(
+        "agent.server",
+        &format!("waiting for {expect} servers in the LAN pool to bootstrap (-bootstrap-expect)"),
+    );
+    let mut warned = 0;
+    while !shutdown.is_triggered() {
+        let servers: Vec<_> = lan
+            .servers(datacenter)
+            .into_iter()
+            .filter(|s| s.state == MemberState::Alive)
+            .collect();
+        let conflicting = servers
+            .iter()
+            .find(|s| s.expect.is_some_and(|e| e != expect));
+        match conflicting {
+            Some(s) if warned != lan.version() => {
+                warned = lan.version();
+                logger.error(
+                    "agent.server",
+                    &format!(
+                        "Member {} has a conflicting expect value. All nodes should expect the same number.",
+                        s.name
+                    ),
+                );
+            }
+            None if servers.len() == expect && servers.iter().all(|s| s.expect == Some(expect)) => {
+                let mut addrs: Vec<SocketAddr> = servers.iter().map(|s| s.rpc_addr).collect();
+                addrs.sort();
+                logger.info(
+                    "agent.server",
+                    &format!("found expected number of peers, attempting bootstrap: {addrs:?}"),
+                );
+                return Some(addrs);
+            }
+            _ => {}
+        }
+        let tick = glommio::timer::sleep(std::time::Duration::from_millis(BOOTSTRAP_POLL_MS));
+        futures_lite::future::or(
+            async {
+                tick.await;
+            },
+            shutdown.wait(),
+        )
+        .await;
+    }
+    None
 }
 
 /// The bootstrap configuration naming `servers` (all voters).

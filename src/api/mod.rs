@@ -15,6 +15,7 @@ mod catalog_tests;
 pub mod cluster;
 pub mod duration;
 pub mod filter;
+pub mod gossip;
 mod health;
 mod json;
 mod kv;
@@ -194,6 +195,8 @@ pub enum Plan {
     },
     /// Leave the cluster and stop the agent (`PUT /v1/agent/leave`).
     Leave,
+    /// A gossip route: members, join, force-leave, user events.
+    Gossip(gossip::GossipPlan),
 }
 
 /// A read: how consistent, whether it blocks, and what it reads.

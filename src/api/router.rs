@@ -4,7 +4,7 @@ use super::cluster::ClusterView;
 use super::json;
 use super::session::SessionJson;
 use super::{
-    agent, agent_read, catalog, health, kv, session, snapshot, status, txn, ApiRequest,
+    agent, agent_read, catalog, gossip, health, kv, session, snapshot, status, txn, ApiRequest,
     ApiResponse, Context, Method, Plan, Render,
 };
 use crate::fsm::Outcome;
@@ -21,6 +21,12 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
     let Some(rest) = path.strip_prefix("/v1/") else {
         return Plan::Respond(not_found());
     };
+    if let Some(plan) = gossip::plan(req, rest) {
+        return plan;
+    }
+    if let Some(response) = gossip::wrong_method(req, rest) {
+        return Plan::Respond(response);
+    }
     if let Some(key) = rest.strip_prefix("kv/") {
         return kv::plan(req, key, ctx);
     }

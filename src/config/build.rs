@@ -114,6 +114,27 @@ fn port(
         .map_err(|_| invalid(format!("{key}: invalid port: {value}")))
 }
 
+/// The gossip addresses of a join list (`IP` or `IP:PORT`; `default_port` when the port is left out).
+fn join_addrs(
+    tree: &Tree<'_>,
+    key: &str,
+    default_port: u16,
+) -> Result<Vec<SocketAddr>, ConfigError> {
+    let mut addrs = Vec::new();
+    for text in tree.strings(key) {
+        let addr = socket_addr(text, default_port).ok_or_else(|| {
+            invalid(format!(
+                "{key}: invalid address {text:?}: must be IP or IP:PORT (names and cloud auto-join \
+                 are not supported)"
+            ))
+        })?;
+        if !addrs.contains(&addr) {
+            addrs.push(addr);
+        }
+    }
+    Ok(addrs)
+}
+
 /// A Go duration for `key` in milliseconds; `default_ms` when unset.
 fn duration_ms(tree: &Tree<'_>, key: &str, default_ms: u64) -> Result<u64, ConfigError> {
     match tree.string(key) {
@@ -451,18 +472,14 @@ pub(super) fn build(
     };
     let server_port = ports.server.unwrap_or(SERVER_PORT_DEFAULT);
 
-    let mut retry_join = Vec::new();
-    for text in tree.strings("retry_join") {
-        let addr = socket_addr(text, SERVER_PORT_DEFAULT).ok_or_else(|| {
-            invalid(format!(
-                "retry_join: invalid address {text:?}: must be IP or IP:PORT (names and cloud \
-                 auto-join are resolved once gossip exists)"
-            ))
-        })?;
-        if !retry_join.contains(&addr) {
-            retry_join.push(addr);
-        }
-    }
+    let serf_lan_port = ports.serf_lan.unwrap_or(SERF_LAN_PORT_DEFAULT);
+    let retry_join = join_addrs(tree, "retry_join", serf_lan_port)?;
+    let serf_wan_port = ports.serf_wan.unwrap_or(SERF_WAN_PORT_DEFAULT);
+    let retry_join_wan = join_addrs(tree, "retry_join_wan", serf_wan_port)?;
+    let retry_interval_ms = duration_ms(tree, "retry_interval", RETRY_INTERVAL_MS_DEFAULT)?.max(1);
+    let retry_interval_wan_ms =
+        duration_ms(tree, "retry_interval_wan", RETRY_INTERVAL_MS_DEFAULT)?.max(1);
+    let retry_max = count_u32(tree, "retry_max", 0)?;
 
     let raft_snapshot_threshold = at_least(
         tree,
@@ -695,6 +712,10 @@ pub(super) fn build(
         bootstrap,
         bootstrap_expect,
         retry_join,
+        retry_join_wan,
+        retry_interval_ms,
+        retry_interval_wan_ms,
+        retry_max,
         raft_snapshot_threshold,
         raft_trailing_logs,
         client_addrs,

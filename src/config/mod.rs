@@ -62,6 +62,8 @@ pub const SESSION_TTL_MIN_MS_DEFAULT: u64 = 10_000;
 pub const CHECK_UPDATE_INTERVAL_MS_DEFAULT: u64 = 300_000;
 /// Consul's anti-entropy interval (`ae_interval`, not user-facing), in milliseconds.
 pub const AE_INTERVAL_MS_DEFAULT: u64 = 60_000;
+/// Consul's `retry_interval` default: 30 s between join attempts.
+pub const RETRY_INTERVAL_MS_DEFAULT: u64 = 30_000;
 /// Consul's `limits.kv_max_value_size` default (Raft's suggested maximum entry size).
 pub const KV_MAX_VALUE_SIZE_BYTES_DEFAULT: u64 = 512 * 1024;
 /// Consul's `limits.txn_max_req_len` default.
@@ -200,7 +202,13 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
     flag(
         "join",
         FlagKind::String,
-        "Address of a server to join at start time, as -retry-join. Can be specified multiple times.",
+        "Address of an agent to join at start time, as -retry-join. Can be specified multiple times.",
+    ),
+    flag(
+        "join-wan",
+        FlagKind::String,
+        "Address of a server's Serf WAN port to join at start time, as -retry-join-wan. Can be \
+         specified multiple times.",
     ),
     flag(
         "log-level",
@@ -246,10 +254,31 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         "Address of an upstream DNS server. Can be specified multiple times.",
     ),
     flag(
+        "retry-interval",
+        FlagKind::String,
+        "Time to wait between join attempts. Default 30s.",
+    ),
+    flag(
+        "retry-interval-wan",
+        FlagKind::String,
+        "Time to wait between join -wan attempts. Default 30s.",
+    ),
+    flag(
         "retry-join",
         FlagKind::String,
-        "Address of another server to join (IP or IP:PORT; the port defaults to 8300). Can be \
-         specified multiple times.",
+        "Address of an agent to join at start time with retries enabled (IP or IP:PORT; the port \
+         defaults to the Serf LAN port 8301). Can be specified multiple times.",
+    ),
+    flag(
+        "retry-join-wan",
+        FlagKind::String,
+        "Address of a server's Serf WAN port to join at start time with retries enabled (the port \
+         defaults to 8302). Can be specified multiple times.",
+    ),
+    flag(
+        "retry-max",
+        FlagKind::String,
+        "Maximum number of join attempts. Defaults to 0, which will retry indefinitely.",
     ),
     flag(
         "serf-lan-port",
@@ -313,6 +342,7 @@ const FLAG_KEYS: &[(&str, FlagKey)] = &[
     ("http-port", FlagKey::Int("ports.http")),
     ("https-port", FlagKey::Int("ports.https")),
     ("join", FlagKey::List("retry_join")),
+    ("join-wan", FlagKey::List("retry_join_wan")),
     ("log-level", FlagKey::Str("log_level")),
     ("node", FlagKey::Str("node_name")),
     ("node-id", FlagKey::Str("node_id")),
@@ -324,7 +354,11 @@ const FLAG_KEYS: &[(&str, FlagKey)] = &[
     ),
     ("raft-trailing-logs", FlagKey::Int("raft_trailing_logs")),
     ("recursor", FlagKey::List("recursors")),
+    ("retry-interval", FlagKey::Str("retry_interval")),
+    ("retry-interval-wan", FlagKey::Str("retry_interval_wan")),
     ("retry-join", FlagKey::List("retry_join")),
+    ("retry-join-wan", FlagKey::List("retry_join_wan")),
+    ("retry-max", FlagKey::Int("retry_max")),
     ("serf-lan-port", FlagKey::Int("ports.serf_lan")),
     ("serf-wan-port", FlagKey::Int("ports.serf_wan")),
     ("server", FlagKey::Bool("server")),
@@ -404,8 +438,17 @@ pub struct AgentConfig {
     pub bootstrap: bool,
     /// `bootstrap_expect`: bootstrap once this many servers are known (this one and `retry_join`).
     pub bootstrap_expect: Option<usize>,
-    /// `retry_join` (with `-join` and the legacy `start_join`): other servers' RPC addresses.
+    /// `retry_join` (with `-join` and the legacy `start_join`): LAN gossip addresses to join (port 8301 unless
+    /// given).
     pub retry_join: Vec<SocketAddr>,
+    /// `retry_join_wan` (`-retry-join-wan`, `-join-wan`): WAN gossip addresses of other servers (port 8302).
+    pub retry_join_wan: Vec<SocketAddr>,
+    /// `retry_interval`: the wait between LAN join attempts (30 s).
+    pub retry_interval_ms: u64,
+    /// `retry_interval_wan`: the wait between WAN join attempts (30 s).
+    pub retry_interval_wan_ms: u64,
+    /// `retry_max`: LAN join attempts at most (0: no limit).
+    pub retry_max: u32,
     /// `raft_snapshot_threshold`.
     pub raft_snapshot_threshold: u64,
     /// `raft_trailing_logs`.
@@ -811,6 +854,10 @@ fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
         "bootstrap" => bootstrap,
         "bootstrap_expect" => bootstrap_expect,
         "retry_join" => retry_join,
+        "retry_join_wan" => retry_join_wan,
+        "retry_interval_ms" => retry_interval_ms,
+        "retry_interval_wan_ms" => retry_interval_wan_ms,
+        "retry_max" => retry_max,
         "client_addrs" => client_addrs,
         "advertise" => advertise,
         "ports" => ports,

@@ -38,6 +38,9 @@ impl Swim {
             }
             SerfMessage::Leave { ltime, node, prune } => {
                 if self.leave_intent(ltime, &node, actions) {
+                    if prune {
+                        self.prune(&node, actions);
+                    }
                     self.queues[QUEUE_INTENTS]
                         .push(None, user_msg(&SerfMessage::Leave { ltime, node, prune }));
                 }
@@ -167,6 +170,53 @@ impl Swim {
             prune: false,
         };
         self.queues[QUEUE_INTENTS].push(None, user_msg(&msg));
+    }
+
+    /// serf RemoveFailedNodePrune: a leave intent for `node` (stamped, applied here, gossiped). Only a member
+    /// that is not alive may be forced out; `prune` erases it at once everywhere.
+    pub(super) fn force_leave(
+        &mut self,
+        node: &str,
+        prune: bool,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), GossipError> {
+        if node == self.cfg.name {
+            return Err(GossipError::Refused(
+                "cannot force this node to leave".into(),
+            ));
+        }
+        let Some(m) = self.members.get(node) else {
+            return Err(GossipError::Refused(format!("no member named {node:?}")));
+        };
+        if m.status == MemberStatus::Alive && m.state == NodeState::Alive {
+            return Err(GossipError::Refused(format!(
+                "member {node:?} is alive; only failed members can be forced to leave"
+            )));
+        }
+        let ltime = self.member_clock.time();
+        self.member_clock.increment();
+        let node = node.to_string();
+        self.leave_intent(ltime, &node, actions);
+        if prune {
+            self.prune(&node, actions);
+        }
+        let msg = SerfMessage::Leave { ltime, node, prune };
+        self.queues[QUEUE_INTENTS].push(None, user_msg(&msg));
+        Ok(())
+    }
+
+    /// Erases a member that left (serf's prune): it is reaped now instead of after the tombstone timeout.
+    fn prune(&mut self, node: &str, actions: &mut Vec<Action>) {
+        let left = self
+            .members
+            .get(node)
+            .is_some_and(|m| m.status == MemberStatus::Left && node != self.cfg.name);
+        if left {
+            if let Some(m) = self.members.remove(node) {
+                self.probe_order.retain(|n| n != node);
+                actions.push(Action::MemberReaped(m));
+            }
+        }
     }
 
     /// serf handleUserEvent: true when the event is new (delivered, and to be re-gossiped).

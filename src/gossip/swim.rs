@@ -135,6 +135,14 @@ pub enum Input {
     },
     /// Replace this node's tags (gossips an alive with incarnation + 1).
     SetTags(BTreeMap<String, String>),
+    /// serf's RemoveFailedNode: gossip a leave intent for a failed member so every node marks it left;
+    /// `prune` also erases it from the member list at once.
+    ForceLeave {
+        /// The member's name.
+        node: String,
+        /// Erase it now instead of after the tombstone timeout.
+        prune: bool,
+    },
 }
 
 /// What the driver must do, in order.
@@ -490,6 +498,7 @@ impl Swim {
                 coalesce,
             } => self.fire_user_event(name, payload, coalesce, actions),
             Input::SetTags(tags) => self.set_tags(tags, actions),
+            Input::ForceLeave { node, prune } => self.force_leave(&node, prune, actions),
         };
         self.run_timers(actions);
         let wake = self.next_wake_ms();

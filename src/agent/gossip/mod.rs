@@ -1,0 +1,283 @@
+//! The gossip driver: runs the pure SWIM/Serf core ([`crate::gossip::Swim`]) of each pool this agent is in
+//! (the LAN pool always, the WAN pool on a server) on shard 0, over a UDP socket and a TCP listener on the
+//! pool's port (8301 LAN, 8302 WAN).
+//!
+//! One task owns each pool's `Swim` ([`owner`]); it is the only writer of the pool's [`Membership`] (published
+//! after every change, read by the HTTP shards, the Raft executor and a client agent's server list) and of the
+//! pool's user event buffer. Other executors hand it requests (join, force-leave, fire an event, leave) through
+//! the pool's [`PoolHub`] mailbox and wait for the answer on a [`Ticket`]; requests are rare operator actions,
+//! so the owner looks at the mailbox every [`MAILBOX_POLL_MS`].
+//!
+//! Consul's tags ([`tags`]) say what each member is; user events in Consul's format ([`events`]) are kept for
+//! `/v1/event/list`.
+
+pub mod events;
+pub mod http;
+pub mod owner;
+pub mod tags;
+
+use super::membership::Membership;
+use crate::gossip::Keyring;
+use events::EventBuffer;
+use parking_lot::Mutex;
+use std::collections::{BTreeMap, VecDeque};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// How often a pool's owner looks at its request mailbox.
+pub const MAILBOX_POLL_MS: u64 = 20;
+/// Requests waiting in a mailbox at most (more are refused).
+pub const MAILBOX_REQUESTS_MAX: usize = 256;
+/// How long a request waits for the owner's answer.
+pub const REQUEST_TIMEOUT_MS: u64 = 15_000;
+
+/// Which pool.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Pool {
+    /// The datacenter's pool: every agent.
+    Lan,
+    /// The servers of every datacenter.
+    Wan,
+}
+
+impl Pool {
+    /// The log component Consul uses for it.
+    pub fn log_name(self, server: bool) -> &'static str {
+        match (self, server) {
+            (Pool::Lan, true) => "agent.server.serf.lan",
+            (Pool::Lan, false) => "agent.client.serf.lan",
+            (Pool::Wan, _) => "agent.server.serf.wan",
+        }
+    }
+}
+
+/// What the owner of one pool needs (built on the main thread from the configuration).
+#[derive(Clone, Debug)]
+pub struct PoolSettings {
+    /// Which pool.
+    pub pool: Pool,
+    /// This member's name (`<node>` on the LAN, `<node>.<dc>` on the WAN).
+    pub name: String,
+    /// The address the sockets bind.
+    pub bind: SocketAddr,
+    /// The address other members reach this one at.
+    pub advertise: SocketAddr,
+    /// This member's Serf tags.
+    pub tags: BTreeMap<String, String>,
+    /// Addresses to join at start (`retry_join` / `retry_join_wan`), retried until one answers.
+    pub join: Vec<SocketAddr>,
+    /// Wait between join attempts (`retry_interval`).
+    pub retry_interval_ms: u64,
+    /// Join attempts at most, 0 for no limit (`retry_max`).
+    pub retry_max: u32,
+    /// The gossip key (`encrypt`), raw bytes.
+    pub encrypt: Option<Vec<u8>>,
+    /// Leave the pool when the agent stops.
+    pub leave_on_shutdown: bool,
+    /// A server agent (for the log component).
+    pub server: bool,
+}
+
+impl PoolSettings {
+    /// The keyring for `encrypt`, if any.
+    pub fn keyring(&self) -> Result<Option<Keyring>, String> {
+        self.encrypt
+            .clone()
+            .map(|key| Keyring::new(key).map_err(|e| format!("encrypt: {e}")))
+            .transpose()
+    }
+}
+
+/// What an executor asks a pool's owner.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GossipRequest {
+    /// Join through these addresses (`/v1/agent/join`).
+    Join(Vec<SocketAddr>),
+    /// Force a failed member out (`/v1/agent/force-leave`).
+    ForceLeave {
+        /// Its name.
+        node: String,
+        /// Erase it at once.
+        prune: bool,
+    },
+    /// Fire a Serf user event (`/v1/event/fire`): the name on the wire and the payload.
+    UserEvent {
+        /// The Serf event name.
+        name: String,
+        /// The payload.
+        payload: Vec<u8>,
+    },
+    /// List this member's gossip keys.
+    ListKeys,
+}
+
+/// The owner's answer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum GossipReply {
+    /// Done; for a join, how many addresses answered.
+    Done(usize),
+    /// The keys (base64), primary first.
+    Keys(Vec<String>),
+    /// Refused or failed, with the reason.
+    Failed(String),
+}
+
+/// Where the answer to one request lands.
+#[derive(Clone, Debug, Default)]
+pub struct Ticket(Arc<Mutex<Option<GossipReply>>>);
+
+impl Ticket {
+    /// Records the answer (the owner).
+    pub fn answer(&self, reply: GossipReply) {
+        *self.0.lock() = Some(reply);
+    }
+
+    /// Waits for the answer, looking every [`MAILBOX_POLL_MS`], up to `timeout_ms`.
+    pub async fn wait(&self, timeout_ms: u64) -> GossipReply {
+        let deadline = Instant::now() + Duration::from_millis(timeout_ms);
+        loop {
+            if let Some(reply) = self.0.lock().take() {
+                return reply;
+            }
+            if Instant::now() >= deadline {
+                return GossipReply::Failed("timed out waiting for the gossip layer".into());
+            }
+            glommio::timer::sleep(Duration::from_millis(MAILBOX_POLL_MS)).await;
+        }
+    }
+}
+
+/// One pool as the rest of the agent sees it: its members, its events, and its owner's mailbox.
+#[derive(Debug)]
+pub struct PoolHub {
+    /// The pool's members (published by the owner).
+    pub membership: Arc<Membership>,
+    /// Consul user events received (LAN pool).
+    pub events: Mutex<EventBuffer>,
+    mailbox: Mutex<VecDeque<(GossipRequest, Ticket)>>,
+    /// False until the owner runs (a request before then fails at once).
+    running: std::sync::atomic::AtomicBool,
+}
+
+impl PoolHub {
+    /// An empty hub.
+    pub fn new(membership: Arc<Membership>) -> PoolHub {
+        PoolHub {
+            membership,
+            events: Mutex::new(EventBuffer::default()),
+            mailbox: Mutex::new(VecDeque::new()),
+            running: std::sync::atomic::AtomicBool::new(false),
+        }
+    }
+
+    /// Asks the owner and waits for its answer.
+    pub async fn request(&self, request: GossipRequest) -> GossipReply {
+        if !self.running.load(std::sync::atomic::Ordering::Acquire) {
+            return GossipReply::Failed("the gossip layer is not running".into());
+        }
+        let ticket = Ticket::default();
+        {
+            let mut mailbox = self.mailbox.lock();
+            if mailbox.len() >= MAILBOX_REQUESTS_MAX {
+                return GossipReply::Failed("too many gossip requests waiting".into());
+            }
+            mailbox.push_back((request, ticket.clone()));
+        }
+        ticket.wait(REQUEST_TIMEOUT_MS).await
+    }
+
+    /// Takes the waiting requests (the owner).
+    fn take_requests(&self) -> Vec<(GossipRequest, Ticket)> {
+        self.mailbox.lock().drain(..).collect()
+    }
+
+    fn set_running(&self, running: bool) {
+        self.running
+            .store(running, std::sync::atomic::Ordering::Release);
+        if !running {
+            for (_, ticket) in self.take_requests() {
+                ticket.answer(GossipReply::Failed("the gossip layer stopped".into()));
+            }
+        }
+    }
+}
+
+/// Every pool of this agent.
+#[derive(Debug)]
+pub struct GossipHub {
+    /// The LAN pool.
+    pub lan: Arc<PoolHub>,
+    /// The WAN pool (servers).
+    pub wan: Option<Arc<PoolHub>>,
+}
+
+impl GossipHub {
+    /// Hubs for the LAN pool and, when `wan`, the WAN pool.
+    pub fn new(wan: bool) -> GossipHub {
+        GossipHub {
+            lan: Arc::new(PoolHub::new(Arc::new(Membership::new()))),
+            wan: wan.then(|| Arc::new(PoolHub::new(Arc::new(Membership::new())))),
+        }
+    }
+
+    /// The pool asked for (`?wan`): `None` when this agent is not in it.
+    pub fn pool(&self, wan: bool) -> Option<&Arc<PoolHub>> {
+        if wan {
+            self.wan.as_ref()
+        } else {
+            Some(&self.lan)
+        }
+    }
+}
+
+/// The pools this agent is in, from its configuration: the LAN pool, and the WAN pool on a server whose
+/// `ports.serf_wan` is not disabled. `node_id` goes in the tags.
+pub fn pools(config: &crate::config::AgentConfig, node_id: &str) -> Vec<PoolSettings> {
+    use std::net::{IpAddr, Ipv4Addr};
+    let server = config.server || config.dev;
+    let any = if config.dev {
+        Ipv4Addr::LOCALHOST
+    } else {
+        Ipv4Addr::UNSPECIFIED
+    };
+    let bind_ip = config.bind.unwrap_or(IpAddr::V4(any));
+    let advertise_ip = super::http::identity(config)
+        .address
+        .parse()
+        .unwrap_or(bind_ip);
+    let encrypt = config.encrypt.as_ref().and_then(|key| {
+        use base64::Engine;
+        base64::engine::general_purpose::STANDARD.decode(key).ok()
+    });
+    let lan_port = config.ports.serf_lan.unwrap_or(8301);
+    let mut pools = vec![PoolSettings {
+        pool: Pool::Lan,
+        name: config.node_name.clone(),
+        bind: SocketAddr::new(bind_ip, lan_port),
+        advertise: SocketAddr::new(advertise_ip, lan_port),
+        tags: tags::lan_tags(config, node_id),
+        join: config.retry_join.clone(),
+        retry_interval_ms: config.retry_interval_ms,
+        retry_max: config.retry_max,
+        encrypt: encrypt.clone(),
+        leave_on_shutdown: config.leaves_on_terminate(),
+        server,
+    }];
+    if let (true, Some(wan_port)) = (server, config.ports.serf_wan) {
+        pools.push(PoolSettings {
+            pool: Pool::Wan,
+            name: format!("{}.{}", config.node_name, config.datacenter),
+            bind: SocketAddr::new(bind_ip, wan_port),
+            advertise: SocketAddr::new(advertise_ip, wan_port),
+            tags: tags::wan_tags(config, node_id),
+            join: config.retry_join_wan.clone(),
+            retry_interval_ms: config.retry_interval_wan_ms,
+            retry_max: 0,
+            encrypt,
+            leave_on_shutdown: config.leaves_on_terminate(),
+            server,
+        });
+    }
+    pools
+}
