@@ -1,5 +1,5 @@
-//! Work only the leader does, on the Raft executor: invalidating sessions whose TTL ran out, and reaping
-//! old KV tombstones.
+//! Work only the leader does, on the Raft executor: reconciling the LAN pool into the catalog
+//! ([`super::reconcile`]), invalidating sessions whose TTL ran out, and reaping old KV tombstones.
 //!
 //! Session deadlines are replicated (a create or renew command carries the proposer's wall clock), so any
 //! leader sees them. Like Consul, a new leader first grants every session a full grace period: a session
@@ -12,7 +12,9 @@
 
 use super::bridge::Shared;
 use super::http::wall_clock_ms;
+use super::membership::Membership;
 use super::raft_driver::RaftHandle;
+use super::reconcile::reconcile;
 use crate::fsm::codec::encode_command;
 use crate::fsm::{Command, Index, SESSION_TTL_MULTIPLIER};
 use cairn_io::Shutdown;
@@ -30,8 +32,18 @@ pub const REAP_INTERVAL_MS: u64 = 60_000;
 /// Samples kept (enough to cover the tombstone TTL).
 const REAP_SAMPLES_MAX: usize = (TOMBSTONE_TTL_MS / REAP_INTERVAL_MS) as usize + 2;
 
+/// Who this leader is and what gossip says of its datacenter (for the catalog reconcile).
+pub struct LeaderContext {
+    /// The LAN pool's members.
+    pub lan: Arc<Membership>,
+    /// This server's datacenter.
+    pub datacenter: String,
+    /// This server's node name.
+    pub node_name: String,
+}
+
 /// Runs the leader's periodic work until `stop`.
-pub async fn run(handle: RaftHandle, shared: Arc<Shared>, stop: Shutdown) {
+pub async fn run(handle: RaftHandle, shared: Arc<Shared>, context: LeaderContext, stop: Shutdown) {
     let mut leader_since_ms: Option<u64> = None;
     let mut samples: VecDeque<(u64, Index)> = VecDeque::new();
     let mut reaped_through: Index = 0;
@@ -52,6 +64,17 @@ pub async fn run(handle: RaftHandle, shared: Arc<Shared>, stop: Shutdown) {
         }
         let now_ms = wall_clock_ms();
         let since = *leader_since_ms.get_or_insert(now_ms);
+        let members = context.lan.members();
+        let reconciled = reconcile(
+            &members,
+            &published.state,
+            &context.datacenter,
+            &context.node_name,
+            now_ms,
+        );
+        for command in reconciled {
+            let _ = handle.apply(encode_command(&command)).await;
+        }
         for id in expired_sessions(&published.state, since, now_ms) {
             let command = Command::SessionDestroy { now_ms, id };
             let _ = handle.apply(encode_command(&command)).await;

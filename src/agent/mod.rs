@@ -16,6 +16,7 @@ pub mod membership;
 pub mod metrics;
 pub mod monitor;
 pub mod raft_driver;
+pub mod reconcile;
 pub mod relay;
 pub mod remote;
 pub mod rpc_client;

@@ -143,9 +143,15 @@ impl ServerPlan {
             handle.campaign();
         }
         let stop = Shutdown::new();
+        let context = super::leader::LeaderContext {
+            lan,
+            datacenter: self.driver.datacenter.clone(),
+            node_name: self.registration.node.clone(),
+        };
         let leader_work = glommio::spawn_local(super::leader::run(
             handle.clone(),
             Arc::clone(&shared),
+            context,
             stop.clone(),
         ));
         let registration = glommio::spawn_local(self_registration::run(
