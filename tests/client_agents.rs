@@ -2,11 +2,14 @@
 //! `-server`) on 127.0.0.24 and 127.0.0.25, which know the servers from `-retry-join`. A client answers its
 //! agent endpoints from its own local state, syncs its services and checks into the catalog (anti-entropy),
 //! and relays every other request to a server over the server RPC, failing over when that server dies.
+//! The clients serve DNS (the servers do not): `dig` against a client gets answers built by a server with
+//! the client's own DNS settings.
 
 mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+use support::dig::{dig_at, short_at, status};
 use support::{common_free_port, test_dir, Agent, Resp};
 
 const SERVERS: usize = 3;
@@ -16,6 +19,8 @@ struct Fleet {
     ips: Vec<IpAddr>,
     http_port: u16,
     server_port: u16,
+    /// The clients' DNS port (the servers serve no DNS).
+    dns_port: u16,
     agents: Vec<Option<Agent>>,
 }
 
@@ -27,10 +32,12 @@ impl Fleet {
             .collect();
         let http_port = common_free_port(&ips, &[]);
         let server_port = common_free_port(&ips, &[http_port]);
+        let dns_port = common_free_port(&ips[SERVERS..], &[http_port, server_port]);
         let mut fleet = Fleet {
             ips,
             http_port,
             server_port,
+            dns_port,
             agents: Vec::new(),
         };
         for i in 0..ips_len() {
@@ -70,13 +77,20 @@ impl Fleet {
             format!("-client={ip}"),
             format!("-http-port={}", self.http_port),
             format!("-server-port={}", self.server_port),
-            "-dns-port=-1".into(),
             "-log-level=info".into(),
             "-hcl=ae_interval = \"1s\"".into(),
         ];
         if server {
             args.push("-server".into());
             args.push(format!("-bootstrap-expect={SERVERS}"));
+            args.push("-dns-port=-1".into());
+        } else {
+            // TTLs only the clients know: answers carrying them were built with the client's settings.
+            args.push(format!("-dns-port={}", self.dns_port));
+            args.push(
+                "-hcl=dns_config {\n node_ttl = \"7s\"\n service_ttl = { \"*\" = \"9s\" }\n}"
+                    .into(),
+            );
         }
         for j in (0..SERVERS).filter(|&j| j != i) {
             args.push(format!("-retry-join={}:{}", self.ips[j], self.server_port));
@@ -86,6 +100,16 @@ impl Fleet {
 
     fn http(&self, i: usize) -> SocketAddr {
         SocketAddr::new(self.ips[i], self.http_port)
+    }
+
+    /// `dig` against agent `i`'s DNS port.
+    fn dig(&self, i: usize, args: &[&str]) -> String {
+        dig_at(self.ips[i], self.dns_port, args)
+    }
+
+    /// `dig +short` against agent `i`'s DNS port, sorted.
+    fn short(&self, i: usize, args: &[&str]) -> Vec<String> {
+        short_at(self.ips[i], self.dns_port, args)
     }
 
     fn agent(&self, i: usize) -> &Agent {
@@ -186,6 +210,7 @@ fn client_agents_register_locally_relay_to_servers_and_fail_over() {
     assert_eq!(services.as_object().map(|m| m.len()), Some(1), "{services}");
     let node = fleet.call(c2, "GET", "/v1/catalog/node/c1", "").json();
     assert_eq!(node["Node"]["Address"], "127.0.0.24", "{node}");
+    dns_on_the_clients(&fleet);
 
     // KV through the clients: written on one, read on the other, a blocking query woken across them.
     let r = fleet.call(c2, "PUT", "/v1/kv/app/config", "v1");
@@ -269,4 +294,79 @@ fn client_agents_register_locally_relay_to_servers_and_fail_over() {
     let r = fleet.call(c1, "PUT", "/v1/agent/check/fail/web-ttl?note=down", "");
     assert_eq!(r.status, 200, "{}", r.text());
     assert!(passing_nodes(&fleet, 1, "web").is_empty());
+    // DNS on c1 fails over too, and sees the critical check: no healthy instance is NXDOMAIN.
+    fleet.eventually("c1's DNS drops the failed instance", || {
+        status(&fleet.dig(c1, &["web.service.consul", "A"])) == "NXDOMAIN"
+    });
+    assert_eq!(fleet.short(c1, &["c2.node.consul"]), ["127.0.0.25"]);
+}
+
+/// Whether dig's `output` has the record `want` (fields separated by one space).
+fn has_record(output: &str, want: &str) -> bool {
+    output
+        .lines()
+        .any(|line| line.split_whitespace().collect::<Vec<_>>().join(" ") == want)
+}
+
+/// `dig` against the client agents (web registered on c1 with a passing check).
+fn dns_on_the_clients(fleet: &Fleet) {
+    let (c1, c2) = (SERVERS, SERVERS + 1);
+    for i in [c1, c2] {
+        let srv = fleet.dig(i, &["web.service.consul", "SRV"]);
+        assert_eq!(status(&srv), "NOERROR", "{srv}\n{}", fleet.logs());
+        assert!(
+            has_record(
+                &srv,
+                "web.service.consul. 9 IN SRV 1 1 80 c1.node.dc1.consul."
+            ),
+            "{srv}"
+        );
+        assert!(
+            has_record(&srv, "c1.node.dc1.consul. 7 IN A 127.0.0.24"),
+            "{srv}"
+        );
+        assert_eq!(fleet.short(i, &["web.service.consul", "A"]), ["127.0.0.24"]);
+        assert_eq!(
+            fleet.short(i, &["_web._tcp.service.consul", "SRV"]),
+            ["1 1 80 c1.node.dc1.consul."]
+        );
+    }
+    // Node lookups, the client's own node and a server's.
+    let node = fleet.dig(c1, &["c2.node.consul"]);
+    assert_eq!(status(&node), "NOERROR", "{node}");
+    assert!(
+        has_record(&node, "c2.node.consul. 7 IN A 127.0.0.25"),
+        "{node}"
+    );
+    assert_eq!(fleet.short(c2, &["s2.node.dc1.consul"]), ["127.0.0.22"]);
+    // Over TCP too.
+    assert_eq!(
+        fleet.short(c2, &["+tcp", "web.service.consul"]),
+        ["127.0.0.24"]
+    );
+    // Unknown names: NXDOMAIN with the SOA.
+    let unknown = fleet.dig(c1, &["nothing.service.consul"]);
+    assert_eq!(status(&unknown), "NXDOMAIN", "{unknown}");
+    assert!(unknown.contains("SOA"), "{unknown}");
+    // Outside the domain without recursors: SERVFAIL, answered by the client itself.
+    let outside = fleet.dig(c1, &["example.org", "A"]);
+    assert_eq!(status(&outside), "SERVFAIL", "{outside}");
+    // Garbage at the client's DNS port gets FORMERR or nothing, and the client keeps answering.
+    let socket = std::net::UdpSocket::bind((fleet.ips[c1], 0)).expect("udp");
+    socket
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let port = (fleet.ips[c1], fleet.dns_port);
+    for junk in [
+        &b"\x12"[..],
+        &[0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0][..],
+        &[0xff; 40][..],
+    ] {
+        socket.send_to(junk, port).expect("send");
+        let mut buf = [0u8; 512];
+        if let Ok((n, _)) = socket.recv_from(&mut buf) {
+            assert!(n >= 12 && buf[2] & 0x80 != 0, "{:?}", &buf[..n]);
+        }
+    }
+    assert_eq!(fleet.short(c1, &["web.service.consul"]), ["127.0.0.24"]);
 }

@@ -5,9 +5,11 @@
 mod support;
 
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::process::Command;
 use std::time::Duration;
+use support::dig::{answer_count, dig_at, flags, short_at, status};
 use support::{free_port, test_dir, Agent};
+
+const LOCALHOST: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
 
 const MANY: usize = 30;
 
@@ -31,50 +33,12 @@ fn instance(agent: &Agent, node: &str, address: &str, service: &str, tags: &[&st
 
 /// Runs `dig @127.0.0.1 -p <port> <args>` and returns its output.
 fn dig(port: u16, args: &[&str]) -> String {
-    let out = Command::new("dig")
-        .arg("@127.0.0.1")
-        .arg("-p")
-        .arg(port.to_string())
-        .args(["+time=5", "+tries=1"])
-        .args(args)
-        .output()
-        .expect("dig runs (tests/run.sh installs dnsutils)");
-    String::from_utf8_lossy(&out.stdout).to_string()
+    dig_at(LOCALHOST, port, args)
 }
 
 /// The `+short` lines, sorted.
 fn short(port: u16, args: &[&str]) -> Vec<String> {
-    let mut all = vec!["+short"];
-    all.extend_from_slice(args);
-    let mut lines: Vec<String> = dig(port, &all).lines().map(str::to_string).collect();
-    lines.sort();
-    lines
-}
-
-fn status(output: &str) -> &str {
-    output
-        .split("status: ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .unwrap_or("<none>")
-}
-
-fn answer_count(output: &str) -> usize {
-    output
-        .split("ANSWER: ")
-        .nth(1)
-        .and_then(|rest| rest.split(',').next())
-        .and_then(|n| n.parse().ok())
-        .unwrap_or(usize::MAX)
-}
-
-fn flags(output: &str) -> String {
-    output
-        .split(";; flags: ")
-        .nth(1)
-        .and_then(|rest| rest.split(';').next())
-        .unwrap_or("")
-        .to_string()
+    short_at(LOCALHOST, port, args)
 }
 
 /// A `-dev` agent serving DNS on a free port, with `enable_truncate`, node_ttl and node meta, and the test

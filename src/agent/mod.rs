@@ -1,6 +1,8 @@
 //! The agent: plans and starts the executor topology, prints Consul-like startup lines, and runs
 //! until SIGINT/SIGTERM. A `-server` agent runs the Raft driver ([`raft_driver`]) on the Raft
-//! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
+//! executor ([`server`]); the HTTP API and DNS run on every shard. A client agent (no `-server`) has no Raft:
+//! its shards answer from the agent's local state and relay the rest, DNS queries included, to the servers
+//! ([`remote`], [`relay`]).
 
 pub mod anti_entropy;
 pub mod bridge;
@@ -467,8 +469,8 @@ impl Wiring {
     }
 }
 
-/// Every executor's main future: the Raft executor of a server runs the Raft driver; each shard of a server
-/// serves the HTTP API; the others wait for shutdown.
+/// Every executor's main future: the Raft executor of a server runs the Raft driver; each shard serves the
+/// HTTP API and DNS (a client agent's through the servers); the others wait for shutdown.
 async fn executor_main(
     context: ExecutorContext,
     plan: Option<Arc<ServerPlan>>,
@@ -559,7 +561,7 @@ async fn serve_http(
         return Ok(());
     };
     let dns_front = dns::DnsFrontEnd::new(
-        Rc::clone(&link),
+        dns::DnsSource::Local(Rc::clone(&link)),
         Arc::clone(&wiring.dns),
         Arc::clone(&wiring.recursors),
         index,
@@ -574,14 +576,15 @@ async fn serve_http(
     .await
 }
 
-/// Serves the HTTP API of a client agent on one shard until shutdown: what it cannot answer itself goes to
-/// the servers (`retry_join`).
+/// Serves the HTTP API and DNS of a client agent on one shard until shutdown: what it cannot answer itself
+/// goes to the servers (`retry_join`); DNS uses the client's own settings and recursors, the catalog comes
+/// from the servers (see [`dns`]).
 async fn serve_client(
     context: &ExecutorContext,
     index: usize,
     wiring: &Wiring,
 ) -> Result<(), ExecutorError> {
-    if wiring.http_addrs.is_empty() {
+    if wiring.http_addrs.is_empty() && wiring.dns_addrs.is_empty() {
         context.shutdown.wait().await;
         return Ok(());
     }
@@ -591,9 +594,14 @@ async fn serve_client(
         wiring.settings.datacenter.clone(),
         &context.shutdown,
     )?;
-    // DNS on a client agent needs the catalog from the servers: not served yet.
+    let dns_front = dns::DnsFrontEnd::new(
+        dns::DnsSource::Remote(Rc::clone(&remote)),
+        Arc::clone(&wiring.dns),
+        Arc::clone(&wiring.recursors),
+        index,
+    );
     let backend = Backend::Client(Rc::clone(&remote));
-    let result = serve_front(context, index, wiring, backend, None).await;
+    let result = serve_front(context, index, wiring, backend, Some(dns_front)).await;
     remote.close().await;
     result
 }
@@ -613,7 +621,9 @@ async fn serve_front(
         Arc::clone(&wiring.leave_requested),
         context.shutdown.clone(),
     );
-    let relays = glommio::spawn_local(Rc::clone(&front).serve_relays(context.shutdown.clone()));
+    let relays = glommio::spawn_local(
+        Rc::clone(&front).serve_relays(dns_front.clone(), context.shutdown.clone()),
+    );
     let timers = (index == 0).then(|| {
         let front = std::rc::Rc::clone(&front);
         let shutdown = context.shutdown.clone();

@@ -1,13 +1,17 @@
 //! Calls a client agent relays to a server (the body of the server RPC's Relay frames, kinds 40/41 in
 //! `src/rpc/WIRE.md`), and their answers. The server hands each call to one of its shards, whose front end
 //! answers it the way it answers its own HTTP clients: consistency modes, blocking queries, forwarding to
-//! the leader. MessagePack (rmp-serde) with externally tagged enums; decoding bad bytes is an error.
+//! the leader; a DNS query (`RelayCall::Dns`) goes to the shard's DNS front end, which answers it with the
+//! client's DNS settings (see `super::dns`). MessagePack (rmp-serde) with externally tagged enums; decoding
+//! bad bytes is an error.
 
+use super::dns::DnsFrontEnd;
 use super::http::{Backend, FrontEnd};
 use super::remote::{RemoteLink, CALL_TIMEOUT_MS};
 pub use crate::api::local::CatalogNode as NodeView;
 use crate::api::query::Query;
 use crate::api::{self, ApiRequest, ApiResponse};
+use crate::dns::{DnsConfig, Outcome as DnsOutcome, Transport};
 use crate::fsm::codec::{decode_command, decode_outcome, encode_command};
 use crate::fsm::{Command, Outcome};
 use cairn_io::Shutdown;
@@ -42,6 +46,16 @@ pub enum RelayCall {
         /// The node name.
         node: String,
     },
+    /// A DNS query the client agent cannot answer without the catalog, with the client's DNS settings: the
+    /// server answers it from its state as that client would (domain, TTLs, limits, `allow_stale`/`max_stale`).
+    Dns {
+        /// The query packet as the client received it (at most [`DNS_PACKET_BYTES_MAX`]).
+        packet: Vec<u8>,
+        /// How it came (the answer's size limit).
+        transport: Transport,
+        /// The client agent's DNS settings.
+        config: DnsConfig,
+    },
 }
 
 /// What a server answers.
@@ -72,7 +86,13 @@ pub enum RelayAnswer {
     },
     /// A node's catalog entries.
     NodeView(NodeView),
+    /// What to do with a relayed DNS query: the answer packet, or recurse (the client asks its own
+    /// recursors), or drop it.
+    Dns(DnsOutcome),
 }
+
+/// The largest DNS packet relayed either way (a TCP message's two-byte length caps it).
+pub const DNS_PACKET_BYTES_MAX: usize = crate::dns::config::TCP_BYTES_MAX;
 
 /// Encodes a call.
 pub fn encode_call(call: &RelayCall) -> Vec<u8> {
@@ -130,7 +150,7 @@ pub fn to_api_response(answer: RelayAnswer) -> ApiResponse {
             body,
         },
         RelayAnswer::Failed { status, message } => ApiResponse::text(status, message),
-        RelayAnswer::Applied { .. } | RelayAnswer::NodeView(_) => {
+        RelayAnswer::Applied { .. } | RelayAnswer::NodeView(_) | RelayAnswer::Dns(_) => {
             ApiResponse::text(500, "rpc error: unexpected answer from the server")
         }
     }
@@ -155,8 +175,9 @@ fn http_timeout_ms(query: &Query) -> u64 {
 }
 
 impl FrontEnd {
-    /// Serves the calls client agents relay to this shard until `shutdown` (server agents).
-    pub async fn serve_relays(self: Rc<Self>, shutdown: Shutdown) {
+    /// Serves the calls client agents relay to this shard until `shutdown` (server agents); `dns` answers
+    /// the relayed DNS queries.
+    pub async fn serve_relays(self: Rc<Self>, dns: Option<Rc<DnsFrontEnd>>, shutdown: Shutdown) {
         let Backend::Server(link) = &self.backend else {
             return;
         };
@@ -171,9 +192,10 @@ impl FrontEnd {
             .await;
             let Some((id, call)) = next else { break };
             let front = Rc::clone(&self);
+            let dns = dns.clone();
             glommio::spawn_local(async move {
                 let answer = match decode_call(&call) {
-                    Ok(call) => front.answer_relay(call).await,
+                    Ok(call) => front.answer_relay(call, dns.as_deref()).await,
                     Err(why) => RelayAnswer::Failed {
                         status: 400,
                         message: why,
@@ -188,7 +210,7 @@ impl FrontEnd {
     }
 
     /// Answers one relayed call the way this shard answers its own clients.
-    async fn answer_relay(&self, call: RelayCall) -> RelayAnswer {
+    async fn answer_relay(&self, call: RelayCall, dns: Option<&DnsFrontEnd>) -> RelayAnswer {
         match call {
             RelayCall::Http {
                 method,
@@ -237,6 +259,11 @@ impl FrontEnd {
                 )),
                 Backend::Client(_) => failed(500, "a client agent serves no relayed calls".into()),
             },
+            RelayCall::Dns {
+                packet,
+                transport,
+                config,
+            } => answer_dns(dns, &packet, transport, &config).await,
         }
     }
 
@@ -298,6 +325,30 @@ pub(super) fn check_outcome(result: &[u8]) -> Result<(), ApiResponse> {
     }
 }
 
+/// Answers a relayed DNS query with the client's settings; a packet over the size limit, or a shard without
+/// DNS, is a failure (the client answers SERVFAIL).
+async fn answer_dns(
+    dns: Option<&DnsFrontEnd>,
+    packet: &[u8],
+    transport: Transport,
+    config: &DnsConfig,
+) -> RelayAnswer {
+    if packet.len() > DNS_PACKET_BYTES_MAX {
+        let why = format!(
+            "DNS packet of {} bytes is over the limit of {DNS_PACKET_BYTES_MAX}",
+            packet.len()
+        );
+        return failed(413, why);
+    }
+    let Some(dns) = dns else {
+        return failed(500, "this agent answers no relayed DNS queries".into());
+    };
+    match dns.answer_relayed(config, packet, transport).await {
+        Ok(outcome) => RelayAnswer::Dns(outcome),
+        Err(why) => failed(500, why),
+    }
+}
+
 fn failed(status: u16, message: String) -> RelayAnswer {
     RelayAnswer::Failed { status, message }
 }
@@ -340,5 +391,45 @@ mod tests {
         assert_eq!(decode_answer(&encode_answer(&view)), Ok(view));
         assert!(decode_call(b"\xc1garbage").is_err());
         assert!(decode_answer(&[]).is_err());
+    }
+
+    #[test]
+    fn dns_calls_and_answers_round_trip_with_the_client_settings() {
+        let mut config = DnsConfig {
+            domain: "cairn.".into(),
+            alt_domain: Some("alt.".into()),
+            recursion: true,
+            allow_stale: false,
+            max_stale_ms: 5_000,
+            only_passing: true,
+            enable_truncate: true,
+            udp_answer_limit: 5,
+            recursor_strategy: crate::dns::RecursorStrategy::Random,
+            ..DnsConfig::default()
+        };
+        config.service_ttl.insert("web*", 9);
+        config.soa.min_ttl_s = 30;
+        let call = RelayCall::Dns {
+            packet: vec![0x12, 0x34, 1, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 1],
+            transport: Transport::Tcp,
+            config,
+        };
+        let decoded = decode_call(&encode_call(&call));
+        assert_eq!(decoded, Ok(call.clone()));
+        for outcome in [
+            DnsOutcome::Reply(vec![0x12, 0x34, 0x84, 0x03]),
+            DnsOutcome::Recurse,
+            DnsOutcome::Drop,
+        ] {
+            let answer = RelayAnswer::Dns(outcome);
+            assert_eq!(decode_answer(&encode_answer(&answer)), Ok(answer));
+        }
+        // A truncated call is an error, not a panic; a DNS answer is no HTTP response.
+        let bytes = encode_call(&call);
+        for cut in 0..bytes.len() {
+            assert!(decode_call(&bytes[..cut]).is_err(), "cut at {cut}");
+        }
+        let as_http = to_api_response(RelayAnswer::Dns(DnsOutcome::Drop));
+        assert_eq!(as_http.status, 500);
     }
 }

@@ -6,7 +6,7 @@
 //! in `reply_to`, and the server dials it to send the answer with the call's request id. Calls go to one
 //! server at a time (the first of the configured list that answers); a call whose frame never left (the
 //! connection could not be made) moves on to the next server, and so does a call that is safe to repeat
-//! (a read, or an anti-entropy write, which is idempotent) when the connection broke under it.
+//! (a read or a DNS query, or an anti-entropy write, which is idempotent) when the connection broke under it.
 
 use super::membership::Membership;
 use super::relay::{decode_answer, encode_call, RelayAnswer, RelayCall};
@@ -247,12 +247,12 @@ enum Attempt {
     Lost(String),
 }
 
-/// Whether a call may be sent again after it may have reached a server: reads, and anti-entropy's
-/// catalog writes (registering or deregistering the same thing twice is harmless).
+/// Whether a call may be sent again after it may have reached a server: reads (DNS queries too), and
+/// anti-entropy's catalog writes (registering or deregistering the same thing twice is harmless).
 fn is_repeatable(call: &RelayCall) -> bool {
     match call {
         RelayCall::Http { method, .. } => method == "GET" || method == "HEAD",
-        RelayCall::Apply { .. } | RelayCall::NodeView { .. } => true,
+        RelayCall::Apply { .. } | RelayCall::NodeView { .. } | RelayCall::Dns { .. } => true,
     }
 }
 

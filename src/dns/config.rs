@@ -1,6 +1,8 @@
 //! What the DNS interface is configured with (`domain`, `alt_domain`, `recursors`, `dns_config`), as plain data
-//! with Consul's defaults. The config layer builds it; the pure core and the driver read it.
+//! with Consul's defaults. The config layer builds it; the pure core and the driver read it. A client agent
+//! sends its own with every query it relays to a server (`agent::relay`), so it is serializable.
 
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 /// Consul's `dns_config.udp_answer_limit` default: answers in a UDP response without EDNS.
@@ -19,7 +21,7 @@ pub const RECURSOR_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 pub const MAX_STALE_MS_DEFAULT: u64 = 87_600 * 3_600 * 1_000;
 
 /// The SOA record's fields (`dns_config.soa`), in seconds.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Soa {
     /// `refresh` (3600).
     pub refresh_s: u32,
@@ -43,7 +45,7 @@ impl Default for Soa {
 }
 
 /// How the recursors are tried (`dns_config.recursor_strategy`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub enum RecursorStrategy {
     /// In the configured order (Consul's default).
     #[default]
@@ -54,7 +56,7 @@ pub enum RecursorStrategy {
 
 /// `dns_config.service_ttl`: TTLs by service name, exact names or `prefix*` patterns (the longest prefix wins;
 /// `*` alone is the fallback).
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ServiceTtls {
     /// Exact names (lower-cased) and their TTLs.
     pub exact: BTreeMap<String, u32>,
@@ -86,7 +88,7 @@ impl ServiceTtls {
 }
 
 /// The DNS interface's settings (Consul's `domain`, `alt_domain`, `recursors` and `dns_config`).
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DnsConfig {
     /// `domain`, lower-cased, with its trailing dot (`consul.`).
     pub domain: String,

@@ -28,10 +28,12 @@ use crate::fsm::State;
 use crate::raft::rng::Rng;
 use query::Zone;
 use records::Context;
+use serde::{Deserialize, Serialize};
 use wire::{rcode, QType, ReadError, Sections, Shape};
 
-/// What to do with a packet.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// What to do with a packet. Serializable: a server hands it back to the client agent that relayed the
+/// query (`agent::relay`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Outcome {
     /// Send these bytes back.
     Reply(Vec<u8>),
@@ -74,37 +76,11 @@ pub fn respond_cached(
     rng: &mut Rng,
     cache: &mut ServiceCache,
 ) -> Outcome {
-    let query = match wire::read_query(packet) {
-        Ok(query) => query,
-        Err(ReadError::Drop) => return Outcome::Drop,
-        Err(ReadError::FormErr { id, opcode }) => {
-            return Outcome::Reply(wire::header_only(id, opcode, rcode::FORMERR))
-        }
-    };
-    let shape = Shape {
-        transport,
-        udp_answers_max: config
-            .udp_answer_limit
-            .clamp(1, config::UDP_ANSWER_LIMIT_MAX),
-        enable_truncate: config.enable_truncate,
-        recursion_available: config.recursion,
-        compress: !config.disable_compression,
+    let Screened { query, shape, zone } = match screen(config, packet, transport) {
+        Ok(screened) => screened,
+        Err(outcome) => return outcome,
     };
     let reply = |sections: Sections| Outcome::Reply(wire::encode(&query, sections, shape));
-    let with_rcode = |code: u8| Sections {
-        rcode: code,
-        ..Sections::default()
-    };
-    if query.opcode != 0 {
-        return reply(with_rcode(rcode::NOTIMP));
-    }
-    let lower = query.lower_name();
-    let zone = query::classify(
-        &lower,
-        &config.domain,
-        config.alt_domain.as_deref(),
-        query.qtype == QType::Srv,
-    );
     let answers_wanted = match (transport, query.edns_bytes) {
         // One more than fits, so the encoder sees that answers were left out (TC with enable_truncate).
         (Transport::Udp, None) => shape.udp_answers_max + 1,
@@ -119,9 +95,6 @@ pub fn respond_cached(
         cache,
     };
     match zone {
-        Zone::Domain { .. } | Zone::Reverse(_) if query.qtype == QType::Transfer => {
-            reply(with_rcode(rcode::NOTIMP))
-        }
         Zone::Domain { domain, lookup } => {
             let qname = query.name();
             reply(records::answer_domain(
@@ -148,8 +121,82 @@ pub fn respond_cached(
                 }
             }
         }
-        Zone::Outside if config.recursion => Outcome::Recurse,
+        // `screen` answers these; kept total rather than unreachable.
         Zone::Outside => reply(with_rcode(rcode::SERVFAIL)),
+    }
+}
+
+/// The outcome for `packet` when it needs no catalog read (so an agent without the catalog, a client agent,
+/// answers it itself): a packet to drop, FORMERR, NOTIMP (another opcode, a zone transfer), and a name outside
+/// the domain (recursed, or SERVFAIL without recursors). `None` when the answer needs the catalog.
+pub fn answer_without_state(
+    config: &DnsConfig,
+    packet: &[u8],
+    transport: Transport,
+) -> Option<Outcome> {
+    screen(config, packet, transport).err()
+}
+
+/// A query read and placed, that needs the catalog to answer.
+struct Screened {
+    query: wire::Query,
+    shape: Shape,
+    zone: Zone,
+}
+
+/// Reads `packet` and answers what needs no catalog (see [`answer_without_state`]) as `Err`.
+fn screen(config: &DnsConfig, packet: &[u8], transport: Transport) -> Result<Screened, Outcome> {
+    let query = match wire::read_query(packet) {
+        Ok(query) => query,
+        Err(ReadError::Drop) => return Err(Outcome::Drop),
+        Err(ReadError::FormErr { id, opcode }) => {
+            return Err(Outcome::Reply(wire::header_only(
+                id,
+                opcode,
+                rcode::FORMERR,
+            )))
+        }
+    };
+    let shape = Shape {
+        transport,
+        udp_answers_max: config
+            .udp_answer_limit
+            .clamp(1, config::UDP_ANSWER_LIMIT_MAX),
+        enable_truncate: config.enable_truncate,
+        recursion_available: config.recursion,
+        compress: !config.disable_compression,
+    };
+    let refuse = |code: u8| {
+        Err(Outcome::Reply(wire::encode(
+            &query,
+            with_rcode(code),
+            shape,
+        )))
+    };
+    if query.opcode != 0 {
+        return refuse(rcode::NOTIMP);
+    }
+    let zone = query::classify(
+        &query.lower_name(),
+        &config.domain,
+        config.alt_domain.as_deref(),
+        query.qtype == QType::Srv,
+    );
+    match zone {
+        Zone::Domain { .. } | Zone::Reverse(_) if query.qtype == QType::Transfer => {
+            refuse(rcode::NOTIMP)
+        }
+        Zone::Outside if config.recursion => Err(Outcome::Recurse),
+        Zone::Outside => refuse(rcode::SERVFAIL),
+        zone => Ok(Screened { query, shape, zone }),
+    }
+}
+
+/// Empty sections with `code`.
+fn with_rcode(code: u8) -> Sections {
+    Sections {
+        rcode: code,
+        ..Sections::default()
     }
 }
 

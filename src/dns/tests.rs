@@ -724,3 +724,51 @@ fn recursor_order_is_sequential_or_a_seeded_permutation() {
         &[1, 3, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0]
     ));
 }
+
+#[test]
+fn answers_without_the_catalog_only_where_no_lookup_is_needed() {
+    let state = catalog();
+    let plain = DnsConfig::default();
+    let recursing = DnsConfig {
+        recursion: true,
+        ..DnsConfig::default()
+    };
+    let local = |config: &DnsConfig, name: &str, qtype: u16| {
+        answer_without_state(config, &query_bytes(name, qtype, None), Transport::Udp)
+    };
+    // Lookups in the domain and reverse names need the catalog.
+    for (name, qtype) in [
+        ("web.service.consul", A),
+        ("_web._tcp.service.consul", SRV),
+        ("node1.node.consul", A),
+        ("nowhere.service.consul", A),
+        ("1.2.3.4.in-addr.arpa", PTR),
+    ] {
+        assert_eq!(local(&plain, name, qtype), None, "{name}");
+        assert_eq!(local(&recursing, name, qtype), None, "{name}");
+    }
+    // Outside the domain: SERVFAIL without recursors (as a server answers), recursed with them.
+    let packet = query_bytes("example.com", A, None);
+    let mut rng = Rng::new(3);
+    let server = respond(&plain, &state, &packet, Transport::Udp, SERIAL, &mut rng);
+    assert_eq!(local(&plain, "example.com", A), Some(server.clone()));
+    match server {
+        Outcome::Reply(bytes) => assert_eq!(parse(&bytes).rcode, RCODE::ServerFailure),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(local(&recursing, "example.com", A), Some(Outcome::Recurse));
+    // Zone transfers, bad packets and responses.
+    match local(&plain, "consul", AXFR) {
+        Some(Outcome::Reply(bytes)) => assert_eq!(parse(&bytes).rcode, RCODE::NotImplemented),
+        other => panic!("{other:?}"),
+    }
+    let no_question = [0, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+    match answer_without_state(&plain, &no_question, Transport::Tcp) {
+        Some(Outcome::Reply(bytes)) => assert_eq!(bytes[3] & 0x0f, 1),
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(
+        answer_without_state(&plain, &[1, 2], Transport::Udp),
+        Some(Outcome::Drop)
+    );
+}

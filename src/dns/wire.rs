@@ -232,7 +232,7 @@ pub fn read_query(packet: &[u8]) -> Result<Query, ReadError> {
 }
 
 /// How a response travels: its size limit.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Transport {
     /// A UDP datagram.
     Udp,

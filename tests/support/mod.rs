@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod dig;
+
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
 use std::path::PathBuf;
