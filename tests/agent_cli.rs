@@ -253,7 +253,13 @@ fn agent_without_dev_or_data_dir_fails() {
 }
 
 fn graceful_stop(args: &[&str], signal: libc::c_int, signal_name: &str) -> String {
-    let mut agent = Agent::spawn(Command::new(BIN).args(args));
+    // Agents of parallel tests must not share the gossip port.
+    let serf = format!("-serf-lan-port={}", free_port());
+    let mut agent = Agent::spawn(
+        Command::new(BIN)
+            .args(args)
+            .args([serf.as_str(), "-serf-wan-port=-1"]),
+    );
     agent.wait_for_line(RUNNING_LINE, STARTUP_TIMEOUT);
     agent.signal(signal);
     let (status, stdout, stderr) = agent.finish();
@@ -405,6 +411,8 @@ fn server_args(data_dir: &Path, node: &str, port: u16) -> Vec<String> {
         format!("-node={node}"),
         "-bind=127.0.0.1".into(),
         format!("-server-port={port}"),
+        format!("-serf-lan-port={}", free_port()),
+        "-serf-wan-port=-1".into(),
         "-bootstrap-expect=1".into(),
     ]
 }

@@ -49,8 +49,21 @@ struct Run {
 
 impl Run {
     fn start(args: &[&str]) -> Run {
+        // Agents of parallel tests must not share the gossip port.
+        let serf = format!(
+            "-serf-lan-port={}",
+            std::net::TcpListener::bind("127.0.0.1:0")
+                .and_then(|l| l.local_addr())
+                .map_or(0, |a| a.port())
+        );
+        let extra: &[&str] = if args.first() == Some(&"agent") {
+            &[serf.as_str(), "-serf-wan-port=-1"]
+        } else {
+            &[]
+        };
         let mut child = Command::new(BIN)
             .args(args)
+            .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

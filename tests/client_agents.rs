@@ -19,6 +19,8 @@ struct Fleet {
     ips: Vec<IpAddr>,
     http_port: u16,
     server_port: u16,
+    /// Every agent's Serf LAN port.
+    serf_port: u16,
     /// The clients' DNS port (the servers serve no DNS).
     dns_port: u16,
     agents: Vec<Option<Agent>>,
@@ -32,11 +34,13 @@ impl Fleet {
             .collect();
         let http_port = common_free_port(&ips, &[]);
         let server_port = common_free_port(&ips, &[http_port]);
+        let serf_port = common_free_port(&ips, &[http_port, server_port]);
         let dns_port = common_free_port(&ips[SERVERS..], &[http_port, server_port]);
         let mut fleet = Fleet {
             ips,
             http_port,
             server_port,
+            serf_port,
             dns_port,
             agents: Vec::new(),
         };
@@ -58,6 +62,26 @@ impl Fleet {
                 )
                 .is_ok_and(|r| r.status == 200)
             });
+            // The client found the servers through the LAN pool.
+            fleet.eventually("the client agent sees every server alive by gossip", || {
+                support::request(
+                    fleet.http(i),
+                    "GET",
+                    "/v1/agent/members",
+                    b"",
+                    Duration::from_secs(1),
+                )
+                .ok()
+                .and_then(|r| serde_json::from_slice::<serde_json::Value>(&r.body).ok())
+                .and_then(|v| v.as_array().cloned())
+                .is_some_and(|members| {
+                    members
+                        .iter()
+                        .filter(|m| m["Tags"]["role"] == "consul" && m["Status"] == 1)
+                        .count()
+                        == SERVERS
+                })
+            });
         }
         fleet
     }
@@ -77,6 +101,8 @@ impl Fleet {
             format!("-client={ip}"),
             format!("-http-port={}", self.http_port),
             format!("-server-port={}", self.server_port),
+            format!("-serf-lan-port={}", self.serf_port),
+            "-serf-wan-port=-1".into(),
             "-log-level=info".into(),
             "-hcl=ae_interval = \"1s\"".into(),
         ];
@@ -93,7 +119,7 @@ impl Fleet {
             );
         }
         for j in (0..SERVERS).filter(|&j| j != i) {
-            args.push(format!("-retry-join={}:{}", self.ips[j], self.server_port));
+            args.push(format!("-retry-join={}:{}", self.ips[j], self.serf_port));
         }
         Agent::start(&args, self.http(i), base.join(format!("{name}.log")))
     }

@@ -102,6 +102,7 @@ fn api_registrations_survive_a_restart_and_config_ones_follow_the_config() {
     let http = SocketAddr::new(ip, free_port(ip));
     // The same server address across the restart: it names the Raft server.
     let server_port = free_port(ip);
+    let serf_port = free_port(ip);
     let args = |http: SocketAddr| -> Vec<String> {
         vec![
             "-server".into(),
@@ -111,6 +112,8 @@ fn api_registrations_survive_a_restart_and_config_ones_follow_the_config() {
             format!("-data-dir={}", data.display()),
             format!("-http-port={}", http.port()),
             format!("-server-port={server_port}"),
+            format!("-serf-lan-port={serf_port}"),
+            "-serf-wan-port=-1".into(),
             "-dns-port=-1".into(),
             format!("-config-file={}", config.display()),
         ]

@@ -57,6 +57,8 @@ struct Cluster {
     ips: Vec<IpAddr>,
     http_port: u16,
     server_port: u16,
+    /// Every agent's Serf LAN port.
+    serf_port: u16,
     agents: Vec<Option<Agent>>,
     starts: Vec<usize>,
 }
@@ -69,11 +71,13 @@ impl Cluster {
             .collect();
         let http_port = common_free_port(&ips, &[]);
         let server_port = common_free_port(&ips, &[http_port]);
+        let serf_port = common_free_port(&ips, &[http_port, server_port]);
         let mut cluster = Cluster {
             base,
             ips,
             http_port,
             server_port,
+            serf_port,
             agents: (0..SERVERS).map(|_| None).collect(),
             starts: vec![0; SERVERS],
         };
@@ -111,6 +115,8 @@ impl Cluster {
             format!("-client={ip}"),
             format!("-http-port={}", self.http_port),
             format!("-server-port={}", self.server_port),
+            format!("-serf-lan-port={}", self.serf_port),
+            "-serf-wan-port=-1".into(),
             "-dns-port=-1".into(),
             "-log-level=info".into(),
             format!("-bootstrap-expect={SERVERS}"),
@@ -119,7 +125,7 @@ impl Cluster {
             "-hcl=session_ttl_min = \"1s\"".to_string(),
         ];
         for j in (0..SERVERS).filter(|&j| j != i) {
-            args.push(format!("-retry-join={}", self.server_address(j)));
+            args.push(format!("-retry-join={}:{}", self.ips[j], self.serf_port));
         }
         self.agents[i] = Some(Agent::start(&args, self.http(i), self.log_path(i, start)));
     }

@@ -104,6 +104,7 @@ impl Cluster {
             .collect();
         let http_port = common_free_port(&ips, &[]);
         let server_port = common_free_port(&ips, &[http_port]);
+        let serf_port = common_free_port(&ips, &[http_port, server_port]);
         let mut agents = Vec::new();
         let mut logs = Vec::new();
         for (i, ip) in ips.iter().enumerate() {
@@ -115,13 +116,15 @@ impl Cluster {
                 format!("-client={ip}"),
                 format!("-http-port={http_port}"),
                 format!("-server-port={server_port}"),
+                format!("-serf-lan-port={serf_port}"),
+                "-serf-wan-port=-1".into(),
                 "-dns-port=-1".into(),
                 "-log-level=info".into(),
                 format!("-bootstrap-expect={SERVERS}"),
             ];
             for (j, other) in ips.iter().enumerate() {
                 if j != i {
-                    args.push(format!("-retry-join={other}:{server_port}"));
+                    args.push(format!("-retry-join={other}:{serf_port}"));
                 }
             }
             let log = base.join(format!("s{}.log", i + 1));
@@ -444,6 +447,11 @@ fn single_server(base: &std::path::Path, http_port: u16, server_port: u16, start
         format!("-client={ip}"),
         format!("-http-port={http_port}"),
         format!("-server-port={server_port}"),
+        format!(
+            "-serf-lan-port={}",
+            common_free_port(&[ip], &[http_port, server_port])
+        ),
+        "-serf-wan-port=-1".into(),
         "-dns-port=-1".into(),
         "-log-level=info".into(),
         "-bootstrap-expect=1".into(),

@@ -172,6 +172,8 @@ impl Agent {
             format!("-node={name}"),
             format!("-http-port={}", http.port()),
             format!("-server-port={server_port}"),
+            format!("-serf-lan-port={}", free_port(ip)),
+            "-serf-wan-port=-1".into(),
             "-dns-port=-1".into(),
             "-grpc-port=-1".into(),
             "-log-level=info".into(),
