@@ -396,3 +396,64 @@ fn dns_on_the_clients(fleet: &Fleet) {
     }
     assert_eq!(fleet.short(c1, &["web.service.consul"]), ["127.0.0.24"]);
 }
+
+#[test]
+fn gossip_drives_the_catalog_serf_health_and_bound_sessions() {
+    let mut fleet = Fleet::start("client-agents-gossip");
+    let (c1, c2) = (SERVERS, SERVERS + 1);
+    // Every agent is a node with serfHealth passing, put there by the leader from the LAN pool.
+    fleet.eventually("every member is a node with serfHealth passing", || {
+        let checks = fleet.call(0, "GET", "/v1/health/state/passing", "").json();
+        let passing: Vec<&str> = checks
+            .as_array()
+            .map(|a| {
+                a.iter()
+                    .filter(|c| c["CheckID"] == "serfHealth")
+                    .filter_map(|c| c["Node"].as_str())
+                    .collect()
+            })
+            .unwrap_or_default();
+        ["s1", "s2", "s3", "c1", "c2"].iter().all(|n| passing.contains(n))
+    });
+    // A session on c2 bound to its serfHealth (the default check of a session).
+    let created = fleet.call(c1, "PUT", "/v1/session/create", r#"{"Node":"c2"}"#);
+    assert_eq!(created.status, 200, "{}", created.text());
+    let id = created.json()["ID"].as_str().expect("id").to_string();
+    let members = fleet.call(c1, "GET", "/v1/agent/members", "").json();
+    assert_eq!(members.as_array().map(Vec::len), Some(SERVERS + 2), "{members}");
+
+    // c2 dies: gossip marks it failed, the leader turns its serfHealth critical, which ends the session.
+    fleet.agents[c2] = None;
+    fleet.eventually("c1 sees c2 failed", || {
+        fleet.call(c1, "GET", "/v1/agent/members", "").json()
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["Name"] == "c2" && m["Status"] == 4))
+    });
+    fleet.eventually("c2's serfHealth is critical", || {
+        let checks = fleet.call(c1, "GET", "/v1/health/node/c2", "").json();
+        checks.as_array().is_some_and(|a| {
+            a.iter().any(|c| {
+                c["CheckID"] == "serfHealth"
+                    && c["Status"] == "critical"
+                    && c["Output"] == "Agent not live or unreachable"
+            })
+        })
+    });
+    fleet.eventually("the session bound to c2's serfHealth is gone", || {
+        let info = fleet.call(c1, "GET", &format!("/v1/session/info/{id}"), "");
+        info.status == 200 && info.json().as_array().is_some_and(Vec::is_empty)
+    });
+    // force-leave turns the failed member into a left one, and the leader deregisters its node.
+    let r = fleet.call(c1, "PUT", "/v1/agent/force-leave/c2", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    fleet.eventually("c2 is deregistered after force-leave", || {
+        fleet.call(0, "GET", "/v1/catalog/node/c2", "").text() == "null"
+    });
+    let unknown = fleet.call(c1, "PUT", "/v1/agent/force-leave/nobody", "");
+    assert_eq!(
+        (unknown.status, unknown.text()),
+        (500, "agent: No node found with name 'nobody'".to_string())
+    );
+    let alive = fleet.call(c1, "PUT", "/v1/agent/force-leave/s1", "");
+    assert_eq!(alive.status, 500, "{}", alive.text());
+}
