@@ -413,19 +413,27 @@ fn gossip_drives_the_catalog_serf_health_and_bound_sessions() {
                     .collect()
             })
             .unwrap_or_default();
-        ["s1", "s2", "s3", "c1", "c2"].iter().all(|n| passing.contains(n))
+        ["s1", "s2", "s3", "c1", "c2"]
+            .iter()
+            .all(|n| passing.contains(n))
     });
     // A session on c2 bound to its serfHealth (the default check of a session).
     let created = fleet.call(c1, "PUT", "/v1/session/create", r#"{"Node":"c2"}"#);
     assert_eq!(created.status, 200, "{}", created.text());
     let id = created.json()["ID"].as_str().expect("id").to_string();
     let members = fleet.call(c1, "GET", "/v1/agent/members", "").json();
-    assert_eq!(members.as_array().map(Vec::len), Some(SERVERS + 2), "{members}");
+    assert_eq!(
+        members.as_array().map(Vec::len),
+        Some(SERVERS + 2),
+        "{members}"
+    );
 
     // c2 dies: gossip marks it failed, the leader turns its serfHealth critical, which ends the session.
     fleet.agents[c2] = None;
     fleet.eventually("c1 sees c2 failed", || {
-        fleet.call(c1, "GET", "/v1/agent/members", "").json()
+        fleet
+            .call(c1, "GET", "/v1/agent/members", "")
+            .json()
             .as_array()
             .is_some_and(|m| m.iter().any(|m| m["Name"] == "c2" && m["Status"] == 4))
     });

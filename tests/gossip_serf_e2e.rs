@@ -220,6 +220,10 @@ fn scenario(first_ip: u8, key: Option<&str>) {
     serf_names.sort();
     assert_eq!(names, serf_names, "both sides list the same members");
 
+    if key.is_some() {
+        keyring_rotation(&cairn1, &serf_a);
+    }
+
     // User events both ways.
     serf_a.event("deploy", "v1");
     eventually("cairn1 received serf's event", || {
@@ -263,6 +267,78 @@ fn scenario(first_ip: u8, key: Option<&str>) {
         serf_b.status_of("cairn2").as_deref() == Some("failed")
     });
     drop(cairn1);
+}
+
+/// The keys `/v1/operator/keyring` lists for the LAN pool, with how many members hold each.
+fn cairn_keys(agent: &Agent, query: &str) -> (Vec<(String, u64)>, u64) {
+    let r = agent.call("GET", &format!("/v1/operator/keyring{query}"), b"");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let pools = r.json();
+    let lan = &pools.as_array().expect("pools")[0];
+    assert_eq!(lan["WAN"], false);
+    let keys = lan["Keys"]
+        .as_object()
+        .expect("keys")
+        .iter()
+        .map(|(k, n)| (k.clone(), n.as_u64().unwrap_or(0)))
+        .collect();
+    (keys, lan["NumNodes"].as_u64().unwrap_or(0))
+}
+
+/// `serf keys -list` as (key, "[n/m]") pairs.
+fn serf_keys(serf: &Serf) -> String {
+    let out = Command::new("serf")
+        .args(["keys", "-list", &format!("-rpc-addr={}", serf.rpc)])
+        .output()
+        .expect("serf keys");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// Rotates the pool's key through cairn's keyring API, seen by serf's own key query, and back from serf.
+fn keyring_rotation(cairn1: &Agent, serf_a: &Serf) {
+    let new_key = "aGVsbG8tY2Fpcm4tZ29zc2lwLWtleS0zMmJ5dGVzISE=";
+    assert_eq!(cairn_keys(cairn1, ""), (vec![(KEY.to_string(), 2)], 2));
+    let body = format!(r#"{{"Key":"{new_key}"}}"#);
+    for method in ["POST", "PUT"] {
+        let r = cairn1.call(method, "/v1/operator/keyring", body.as_bytes());
+        assert_eq!((r.status, r.text()), (200, String::new()), "{method}");
+    }
+    let old = format!(r#"{{"Key":"{KEY}"}}"#);
+    let r = cairn1.call("DELETE", "/v1/operator/keyring", old.as_bytes());
+    assert_eq!((r.status, r.text()), (200, String::new()));
+    let listed = serf_keys(serf_a);
+    assert!(listed.contains(&format!("{new_key}  [2/2]")), "{listed}");
+    assert!(!listed.contains(KEY), "{listed}");
+    // Removing the primary key is refused by every member.
+    let r = cairn1.call("DELETE", "/v1/operator/keyring", body.as_bytes());
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        r.text().starts_with("2/2 nodes reported failure"),
+        "{}",
+        r.text()
+    );
+    // serf installs a key: cairn holds it too.
+    let out = Command::new("serf")
+        .args([
+            "keys",
+            "-install",
+            KEY,
+            &format!("-rpc-addr={}", serf_a.rpc),
+        ])
+        .output()
+        .expect("serf keys -install");
+    assert!(out.status.success(), "{out:?}");
+    let (local, nodes) = cairn_keys(cairn1, "?local-only");
+    assert_eq!(nodes, 1);
+    assert!(local.contains(&(KEY.to_string(), 1)), "{local:?}");
+    // Bad input gets Consul's answers.
+    let r = cairn1.call("POST", "/v1/operator/keyring", b"{");
+    assert_eq!(r.status, 400, "{}", r.text());
+    let r = cairn1.call("GET", "/v1/operator/keyring?relay-factor=9", b"");
+    assert_eq!(
+        (r.status, r.text()),
+        (400, "Relay factor must be in range: [0, 5]".to_string())
+    );
 }
 
 /// Fails (never skips) when `serf` is missing: `tests/run.sh` installs it.

@@ -47,6 +47,17 @@ pub enum GossipPlan {
         /// `?pretty`.
         pretty: bool,
     },
+    /// `/v1/operator/keyring`.
+    Keyring {
+        /// What to do.
+        op: KeyringOp,
+        /// `?local-only` (GET): this agent's keys, without asking the pool.
+        local_only: bool,
+        /// `?relay-factor` (accepted; answers come straight back).
+        relay_factor: u8,
+        /// `?pretty`.
+        pretty: bool,
+    },
     /// `GET /v1/event/list` (`?name`, blocking).
     List {
         /// `?name`.
@@ -56,6 +67,63 @@ pub enum GossipPlan {
         /// `?pretty`.
         pretty: bool,
     },
+}
+
+/// A keyring operation asked through `/v1/operator/keyring` (keys in base64, as given).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum KeyringOp {
+    /// `GET`: list the keys of every member.
+    List,
+    /// `POST`: install a key on every member.
+    Install(String),
+    /// `PUT`: make a key every member's primary.
+    Use(String),
+    /// `DELETE`: remove a key from every member.
+    Remove(String),
+}
+
+/// The body of a keyring write.
+#[derive(serde::Deserialize)]
+struct KeyBody {
+    #[serde(rename = "Key", default)]
+    key: String,
+}
+
+/// Plans `/v1/operator/keyring`.
+fn keyring(req: &ApiRequest) -> Result<GossipPlan, ApiResponse> {
+    let relay_factor = match req.query.get("relay-factor") {
+        None | Some("") => 0,
+        Some(text) => text
+            .parse::<u8>()
+            .ok()
+            .filter(|n| *n <= 5)
+            .ok_or_else(|| ApiResponse::text(400, "Relay factor must be in range: [0, 5]"))?,
+    };
+    let local_only = req.query.has("local-only");
+    let key = || -> Result<String, ApiResponse> {
+        serde_json::from_slice::<KeyBody>(req.body)
+            .map(|b| b.key)
+            .map_err(|e| ApiResponse::text(400, format!("Request decode failed: {e}")))
+    };
+    let op = match req.method {
+        Method::Get | Method::Head => KeyringOp::List,
+        Method::Post => KeyringOp::Install(key()?),
+        Method::Put => KeyringOp::Use(key()?),
+        Method::Delete => KeyringOp::Remove(key()?),
+        other => return Err(method_not_allowed(other)),
+    };
+    if local_only && op != KeyringOp::List {
+        return Err(ApiResponse::text(
+            400,
+            "local-only can only be used with GET",
+        ));
+    }
+    Ok(GossipPlan::Keyring {
+        op,
+        local_only,
+        relay_factor,
+        pretty: req.query.has("pretty"),
+    })
 }
 
 /// Plans `rest` (the path after `/v1/`) when it is a gossip route.
@@ -83,6 +151,11 @@ pub fn plan(req: &ApiRequest, rest: &str) -> Option<Plan> {
     } else if let Some(name) = rest.strip_prefix("event/fire/") {
         only(req, Method::Put)?;
         fire(req, name)?
+    } else if rest == "operator/keyring" {
+        match keyring(req) {
+            Ok(plan) => plan,
+            Err(response) => return Some(Plan::Respond(response)),
+        }
     } else if rest == "event/list" {
         only(req, Method::Get)?;
         GossipPlan::List {

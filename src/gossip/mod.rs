@@ -27,6 +27,7 @@
 
 pub mod broadcast;
 pub mod config;
+pub mod key_query;
 pub mod lzw;
 pub mod messages;
 pub mod msgpack;

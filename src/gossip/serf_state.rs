@@ -3,15 +3,17 @@
 //! push/pull user state.
 
 use super::config::Addr;
+use super::key_query::{self, KeyOp, KeyResponse};
 use super::messages::Message;
 use super::serf::{
     EventBody, EventsAt, Query, QueryResponse, SerfMessage, SerfPushPull, EVENT_BUFFER_SLOTS,
     QUERY_BUFFER_SLOTS,
 };
 use super::swim::{
-    Action, GossipError, Intent, MemberStatus, NodeState, Swim, INTENTS_MAX, QUEUE_EVENTS,
-    QUEUE_INTENTS,
+    Action, GossipError, Intent, MemberStatus, NodeState, PendingQuery, Swim, INTENTS_MAX,
+    PENDING_QUERIES_MAX, QUERY_RESPONDERS_MAX, QUEUE_EVENTS, QUEUE_INTENTS,
 };
+use std::collections::BTreeSet;
 
 /// Query flag: the originator wants an ack.
 const QUERY_FLAG_ACK: u32 = 1;
@@ -74,7 +76,8 @@ impl Swim {
                 };
                 self.send_msg(&to, Message::User(inner).encode(), false, actions);
             }
-            SerfMessage::PushPull(_) | SerfMessage::QueryResponse(_) => {}
+            SerfMessage::QueryResponse(r) => self.on_query_response(r, actions),
+            SerfMessage::PushPull(_) => {}
         }
     }
 
@@ -325,11 +328,113 @@ impl Swim {
                 payload: Vec::new(),
             });
             let to = Addr {
-                ip: q.addr,
+                ip: q.addr.clone(),
                 port: q.port,
             };
             let bytes = crate::gossip::packet::pack(vec![user_msg(&ack)]);
             self.send_raw(&to, bytes, actions);
+        }
+        self.answer_internal_query(&q, actions);
+    }
+
+    /// serf's internal queries this member answers: the keyring ones.
+    fn answer_internal_query(&mut self, q: &Query, actions: &mut Vec<Action>) {
+        let answer = match KeyOp::from_query(&q.name, &q.payload) {
+            None => return,
+            Some(Ok(op)) => key_query::apply(self.keyring.as_mut(), &op),
+            Some(Err(why)) => KeyResponse {
+                message: why,
+                ..KeyResponse::default()
+            },
+        };
+        let response = SerfMessage::QueryResponse(QueryResponse {
+            ltime: q.ltime,
+            id: q.id,
+            from: self.cfg.name.clone(),
+            flags: 0,
+            payload: answer.encode(),
+        });
+        let to = Addr {
+            ip: q.addr.clone(),
+            port: q.port,
+        };
+        let bytes = crate::gossip::packet::pack(vec![user_msg(&response)]);
+        self.send_raw(&to, bytes, actions);
+    }
+
+    /// serf Query: stamp it, handle it here (this member answers too), gossip it, and wait for answers.
+    pub(super) fn start_query(
+        &mut self,
+        token: u64,
+        name: String,
+        payload: Vec<u8>,
+        timeout_ms: u64,
+        actions: &mut Vec<Action>,
+    ) -> Result<(), GossipError> {
+        if self.pending_queries.len() >= PENDING_QUERIES_MAX {
+            return Err(GossipError::Refused("too many queries in flight".into()));
+        }
+        let ltime = self.query_clock.time();
+        self.query_clock.increment();
+        let id = self.rng.next_u64() as u32;
+        let q = Query {
+            ltime,
+            id,
+            addr: self.cfg.addr.ip.clone(),
+            port: self.cfg.addr.port,
+            source_node: self.cfg.name.clone(),
+            filters: Vec::new(),
+            flags: 0,
+            relay_factor: 0,
+            timeout_ns: (timeout_ms as i64).saturating_mul(1_000_000),
+            name,
+            payload,
+        };
+        self.pending_queries.insert(
+            (ltime, id),
+            PendingQuery {
+                token,
+                deadline_ms: self.now_ms + timeout_ms,
+                responders: BTreeSet::new(),
+            },
+        );
+        self.on_query(q, actions);
+        Ok(())
+    }
+
+    /// An answer to one of this member's queries (acks are not reported).
+    fn on_query_response(&mut self, r: QueryResponse, actions: &mut Vec<Action>) {
+        if r.flags & QUERY_FLAG_ACK != 0 {
+            return;
+        }
+        let Some(pending) = self.pending_queries.get_mut(&(r.ltime, r.id)) else {
+            return;
+        };
+        if pending.responders.len() >= QUERY_RESPONDERS_MAX
+            || !pending.responders.insert(r.from.clone())
+        {
+            return;
+        }
+        actions.push(Action::QueryResponse {
+            token: pending.token,
+            from: r.from,
+            payload: r.payload,
+        });
+    }
+
+    /// Ends the queries whose time is up.
+    pub(super) fn expire_queries(&mut self, actions: &mut Vec<Action>) {
+        let now = self.now_ms;
+        let done: Vec<(u64, u32)> = self
+            .pending_queries
+            .iter()
+            .filter(|(_, q)| q.deadline_ms <= now)
+            .map(|(k, _)| *k)
+            .collect();
+        for key in done {
+            if let Some(q) = self.pending_queries.remove(&key) {
+                actions.push(Action::QueryDone { token: q.token });
+            }
         }
     }
 

@@ -135,6 +135,18 @@ pub enum Input {
     },
     /// Replace this node's tags (gossips an alive with incarnation + 1).
     SetTags(BTreeMap<String, String>),
+    /// Start a serf query (`name`, `payload`) answered until `timeout_ms` from now; its answers come back as
+    /// [`Action::QueryResponse`] and its end as [`Action::QueryDone`], both carrying `token`.
+    Query {
+        /// The driver's number for this query.
+        token: u64,
+        /// The query name (`_serf_list-keys` ...).
+        name: String,
+        /// The payload.
+        payload: Vec<u8>,
+        /// How long answers are collected.
+        timeout_ms: u64,
+    },
     /// serf's RemoveFailedNode: gossip a leave intent for a failed member so every node marks it left;
     /// `prune` also erases it from the member list at once.
     ForceLeave {
@@ -198,6 +210,20 @@ pub enum Action {
         payload: Vec<u8>,
         /// May coalesce.
         coalesce: bool,
+    },
+    /// A member answered query `token` (each member once).
+    QueryResponse {
+        /// The driver's number for the query.
+        token: u64,
+        /// The member that answered.
+        from: String,
+        /// Its answer.
+        payload: Vec<u8>,
+    },
+    /// Query `token`'s time is up: no more answers.
+    QueryDone {
+        /// The driver's number for the query.
+        token: u64,
     },
     /// The push/pull join `id` failed (unreachable seed, error reply or bad bytes).
     JoinFailed {
@@ -283,6 +309,19 @@ pub(super) enum StreamKind {
     },
 }
 
+/// A query this member started, waiting for answers.
+#[derive(Clone, Debug)]
+pub(super) struct PendingQuery {
+    pub(super) token: u64,
+    pub(super) deadline_ms: u64,
+    pub(super) responders: std::collections::BTreeSet<String>,
+}
+
+/// Queries waiting for answers at most.
+pub(super) const PENDING_QUERIES_MAX: usize = 64;
+/// Answers kept per query at most (one per member).
+pub(super) const QUERY_RESPONDERS_MAX: usize = 100_000;
+
 /// Broadcast queues, filled in this order: memberlist, serf intents, serf events and queries.
 pub(super) const QUEUE_MEMBERLIST: usize = 0;
 pub(super) const QUEUE_INTENTS: usize = 1;
@@ -327,6 +366,7 @@ pub struct Swim {
     pub(super) wake_at_ms: Option<u64>,
     pub(super) started: bool,
     pub(super) now_ms: u64,
+    pub(super) pending_queries: BTreeMap<(u64, u32), PendingQuery>,
 }
 
 impl Swim {
@@ -387,6 +427,7 @@ impl Swim {
             wake_at_ms: None,
             started: false,
             now_ms: 0,
+            pending_queries: BTreeMap::new(),
             rng: Rng::new(seed),
             cfg,
         })
@@ -456,6 +497,9 @@ impl Swim {
         if let Some(r) = self.relays.values().map(|r| r.deadline_ms).min() {
             t = t.min(r);
         }
+        if let Some(q) = self.pending_queries.values().map(|q| q.deadline_ms).min() {
+            t = t.min(q);
+        }
         t
     }
 
@@ -499,6 +543,12 @@ impl Swim {
             } => self.fire_user_event(name, payload, coalesce, actions),
             Input::SetTags(tags) => self.set_tags(tags, actions),
             Input::ForceLeave { node, prune } => self.force_leave(&node, prune, actions),
+            Input::Query {
+                token,
+                name,
+                payload,
+                timeout_ms,
+            } => self.start_query(token, name, payload, timeout_ms, actions),
         };
         self.run_timers(actions);
         let wake = self.next_wake_ms();
@@ -643,6 +693,7 @@ impl Swim {
 
     fn run_timers(&mut self, actions: &mut Vec<Action>) {
         let now = self.now_ms;
+        self.expire_queries(actions);
         self.probe_timers(actions);
         if self.probe.is_none() && now >= self.next_probe_ms {
             self.next_probe_ms = now + self.cfg.probe_interval_ms;

@@ -2,11 +2,15 @@
 //! from the event buffer, and join, force-leave and fire through the pool owner's mailbox.
 
 use super::events::{validate, UserEvent};
-use super::{GossipHub, GossipReply, GossipRequest, PoolHub};
+use super::{GossipHub, GossipReply, GossipRequest, KeyringSummary, PoolHub};
 use crate::agent::membership::MemberView;
 use crate::api::gossip::GossipPlan;
+use crate::api::gossip::KeyringOp;
 use crate::api::ApiResponse;
+use crate::gossip::key_query::KeyOp;
+use base64::Engine;
 use serde::Serialize;
+use std::collections::BTreeMap;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
@@ -109,6 +113,110 @@ pub async fn answer(
             blocking,
             pretty,
         } => list(pool, name.as_deref(), blocking, pretty).await,
+        GossipPlan::Keyring {
+            op,
+            local_only,
+            pretty,
+            ..
+        } => keyring(hub, op, local_only, datacenter, pretty).await,
+    }
+}
+
+/// One pool's keyring as `/v1/operator/keyring` lists it.
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+struct KeyringJson<'a> {
+    #[serde(rename = "WAN")]
+    wan: bool,
+    datacenter: &'a str,
+    segment: &'a str,
+    partition: &'a str,
+    keys: BTreeMap<String, usize>,
+    primary_keys: BTreeMap<String, usize>,
+    num_nodes: usize,
+    messages: BTreeMap<String, String>,
+}
+
+/// `/v1/operator/keyring`: a serf key query in every pool of this agent (LAN, and WAN on a server).
+async fn keyring(
+    hub: &GossipHub,
+    op: KeyringOp,
+    local_only: bool,
+    datacenter: &str,
+    pretty: bool,
+) -> ApiResponse {
+    let engine = &base64::engine::general_purpose::STANDARD;
+    let decode = |key: &str| {
+        engine
+            .decode(key.trim())
+            .map_err(|e| ApiResponse::text(400, format!("Invalid key: {e}")))
+    };
+    let key_op = match &op {
+        KeyringOp::List => KeyOp::List,
+        KeyringOp::Install(k) => match decode(k) {
+            Ok(k) => KeyOp::Install(k),
+            Err(r) => return r,
+        },
+        KeyringOp::Use(k) => match decode(k) {
+            Ok(k) => KeyOp::Use(k),
+            Err(r) => return r,
+        },
+        KeyringOp::Remove(k) => match decode(k) {
+            Ok(k) => KeyOp::Remove(k),
+            Err(r) => return r,
+        },
+    };
+    let pools: Vec<(bool, &PoolHub)> = std::iter::once((false, hub.lan.as_ref()))
+        .chain(hub.wan.as_deref().map(|w| (true, w)))
+        .collect();
+    let mut listed = Vec::new();
+    for (wan, pool) in pools {
+        let request = if local_only {
+            GossipRequest::ListKeys
+        } else {
+            GossipRequest::Keyring(key_op.clone())
+        };
+        let summary = match pool.request(request).await {
+            GossipReply::Keyring(summary) => summary,
+            GossipReply::Keys(keys) => local_summary(keys),
+            GossipReply::Failed(why) => return ApiResponse::text(500, why),
+            GossipReply::Done(_) => return ApiResponse::text(500, "unexpected answer"),
+        };
+        if summary.num_err > 0 {
+            let mut text = format!(
+                "{}/{} nodes reported failure",
+                summary.num_err, summary.num_nodes
+            );
+            for (node, message) in &summary.messages {
+                text.push_str(&format!("\n{node}: {message}"));
+            }
+            return ApiResponse::text(500, text);
+        }
+        listed.push(KeyringJson {
+            wan,
+            datacenter,
+            segment: "",
+            partition: "",
+            keys: summary.keys,
+            primary_keys: summary.primary_keys,
+            num_nodes: summary.num_nodes,
+            messages: summary.messages,
+        });
+    }
+    match op {
+        KeyringOp::List => json(&listed, pretty),
+        _ => ApiResponse::empty(),
+    }
+}
+
+/// This agent's own keys as a one-member summary (`?local-only`).
+fn local_summary(keys: Vec<String>) -> KeyringSummary {
+    KeyringSummary {
+        num_nodes: 1,
+        num_resp: 1,
+        primary_keys: keys.first().map(|k| (k.clone(), 1)).into_iter().collect(),
+        keys: keys.into_iter().map(|k| (k, 1)).collect(),
+        ..KeyringSummary::default()
     }
 }
 
@@ -132,7 +240,7 @@ async fn join(pool: &PoolHub, addr: &str, wan: bool) -> ApiResponse {
             500,
             format!("1 error occurred:\n\t* Failed to join {target}: {why}\n\n"),
         ),
-        GossipReply::Keys(_) => ApiResponse::text(500, "unexpected answer"),
+        _ => ApiResponse::text(500, "unexpected answer"),
     }
 }
 
@@ -147,7 +255,7 @@ async fn force_leave(pool: &PoolHub, node: String, prune: bool) -> ApiResponse {
     {
         GossipReply::Done(_) => ApiResponse::empty(),
         GossipReply::Failed(why) => ApiResponse::text(500, why),
-        GossipReply::Keys(_) => ApiResponse::text(500, "unexpected answer"),
+        _ => ApiResponse::text(500, "unexpected answer"),
     }
 }
 
@@ -166,7 +274,7 @@ async fn fire(pool: &PoolHub, event: UserEvent, datacenter: &str, pretty: bool) 
     {
         GossipReply::Done(_) => json(&event, pretty),
         GossipReply::Failed(why) => ApiResponse::text(500, why),
-        GossipReply::Keys(_) => ApiResponse::text(500, "unexpected answer"),
+        _ => ApiResponse::text(500, "unexpected answer"),
     }
 }
 

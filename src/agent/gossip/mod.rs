@@ -110,6 +110,25 @@ pub enum GossipRequest {
     },
     /// List this member's gossip keys.
     ListKeys,
+    /// A keyring operation on every member of the pool (a serf key query).
+    Keyring(crate::gossip::key_query::KeyOp),
+}
+
+/// What the members answered to a keyring query (serf's KeyResponse).
+#[derive(Clone, Debug, PartialEq, Eq, Default)]
+pub struct KeyringSummary {
+    /// Members in the pool when the query ended (not dead).
+    pub num_nodes: usize,
+    /// Members that answered.
+    pub num_resp: usize,
+    /// Members that answered with a failure.
+    pub num_err: usize,
+    /// Failure messages by member.
+    pub messages: BTreeMap<String, String>,
+    /// How many members hold each key.
+    pub keys: BTreeMap<String, usize>,
+    /// How many members use each key as their primary.
+    pub primary_keys: BTreeMap<String, usize>,
 }
 
 /// The owner's answer.
@@ -119,6 +138,8 @@ pub enum GossipReply {
     Done(usize),
     /// The keys (base64), primary first.
     Keys(Vec<String>),
+    /// The members' answers to a keyring query.
+    Keyring(KeyringSummary),
     /// Refused or failed, with the reason.
     Failed(String),
 }

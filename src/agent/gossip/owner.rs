@@ -4,8 +4,12 @@
 //! dial results, and mailbox requests; the owner steps the core with it, then carries out the actions.
 
 use super::events::UserEvent;
-use super::{GossipReply, GossipRequest, Pool, PoolHub, PoolSettings, Ticket, MAILBOX_POLL_MS};
+use super::{
+    GossipReply, GossipRequest, KeyringSummary, Pool, PoolHub, PoolSettings, Ticket,
+    MAILBOX_POLL_MS,
+};
 use crate::agent::membership::{socket_addr, MemberState, MemberView};
+use crate::gossip::key_query::{KeyOp, KeyResponse};
 use crate::gossip::{packet, Action, Addr, Config, Input, Member, MemberStatus, Swim};
 use crate::logging::Logger;
 use cairn_io::gossip_sockets::{bind_tcp, bind_udp};
@@ -57,6 +61,18 @@ enum Event {
     RetryJoin,
 }
 
+/// A keyring query waiting for its answers.
+struct PendingKeyring {
+    ticket: Ticket,
+    summary: KeyringSummary,
+}
+
+/// serf's DefaultQueryTimeout: the gossip interval × 16 × ceil(log10(N + 1)).
+fn query_timeout_ms(gossip_interval_ms: u64, members: usize) -> u64 {
+    let scale = ((members + 1) as f64).log10().ceil().max(1.0) as u64;
+    gossip_interval_ms * 16 * scale
+}
+
 /// A join request waiting for its push/pulls.
 struct PendingJoin {
     ids: BTreeSet<u64>,
@@ -82,6 +98,8 @@ struct Owner {
     retry_join_done: bool,
     join_attempts: u32,
     leave_requested: Arc<AtomicBool>,
+    keyring_queries: BTreeMap<u64, PendingKeyring>,
+    next_query: u64,
 }
 
 /// The gossip address of a socket address.
@@ -145,6 +163,8 @@ pub async fn run_pool(
         retry_join_done: false,
         join_attempts: 0,
         leave_requested,
+        keyring_queries: BTreeMap::new(),
+        next_query: 0,
     };
     hub.set_running(true);
     owner.publish();
@@ -411,7 +431,72 @@ impl Owner {
                 });
             }
             GossipRequest::ListKeys => ticket.answer(self.list_keys()),
+            GossipRequest::Keyring(op) => self.keyring_query(op, ticket).await,
         }
+    }
+
+    /// Starts a serf key query; answered when its time is up.
+    async fn keyring_query(&mut self, op: KeyOp, ticket: Ticket) {
+        self.next_query += 1;
+        let token = self.next_query;
+        let members = self.swim.num_nodes();
+        let input = Input::Query {
+            token,
+            name: op.query_name(),
+            payload: op.payload(),
+            timeout_ms: query_timeout_ms(self.swim.config().gossip_interval_ms, members),
+        };
+        self.keyring_queries.insert(
+            token,
+            PendingKeyring {
+                ticket,
+                summary: KeyringSummary::default(),
+            },
+        );
+        if let Err(why) = self.step_checked(input).await {
+            if let Some(pending) = self.keyring_queries.remove(&token) {
+                pending.ticket.answer(GossipReply::Failed(why));
+            }
+        }
+    }
+
+    fn on_query_response(&mut self, token: u64, from: String, payload: &[u8]) {
+        let Some(pending) = self.keyring_queries.get_mut(&token) else {
+            return;
+        };
+        let summary = &mut pending.summary;
+        summary.num_resp += 1;
+        match KeyResponse::decode(payload) {
+            Ok(answer) => {
+                if !answer.result {
+                    summary.num_err += 1;
+                    summary.messages.insert(from, answer.message);
+                }
+                for key in answer.keys {
+                    *summary.keys.entry(key).or_default() += 1;
+                }
+                if !answer.primary_key.is_empty() {
+                    *summary.primary_keys.entry(answer.primary_key).or_default() += 1;
+                }
+            }
+            Err(why) => {
+                summary.num_err += 1;
+                summary.messages.insert(from, why);
+            }
+        }
+    }
+
+    fn on_query_done(&mut self, token: u64) {
+        let Some(mut pending) = self.keyring_queries.remove(&token) else {
+            return;
+        };
+        pending.summary.num_nodes = self
+            .swim
+            .members()
+            .values()
+            .filter(|m| !m.state.dead_or_left())
+            .count();
+        pending.ticket.answer(GossipReply::Keyring(pending.summary));
     }
 
     fn list_keys(&mut self) -> GossipReply {
@@ -540,6 +625,18 @@ impl Owner {
                 ..
             } => {
                 self.on_user_event(ltime, &name, &payload);
+                false
+            }
+            Action::QueryResponse {
+                token,
+                from,
+                payload,
+            } => {
+                self.on_query_response(token, from, &payload);
+                false
+            }
+            Action::QueryDone { token } => {
+                self.on_query_done(token);
                 false
             }
             Action::JoinFailed { id } => {
