@@ -3,6 +3,7 @@
 //! executor ([`server`]); the other drivers (gossip, HTTP, DNS) will run on the shards.
 
 pub mod anti_entropy;
+pub mod autopilot;
 pub mod bridge;
 pub mod check_grpc;
 pub mod check_runner;
@@ -378,6 +379,8 @@ struct Wiring {
     log_level: LogLevel,
     leave_requested: Arc<AtomicBool>,
     check_settings: checks::RunnerSettings,
+    /// The LAN pool's member list (published by the gossip owner; read by autopilot and the HTTP shards).
+    membership: Arc<membership::Membership>,
 }
 
 impl Wiring {
@@ -416,6 +419,7 @@ impl Wiring {
             recursors: Arc::new(config.recursors.clone()),
             log_level: config.log_level,
             leave_requested,
+            membership: Arc::new(membership::Membership::new()),
             check_settings: checks::RunnerSettings {
                 deregister_min_ms: config.check_deregister_interval_min_ms,
                 reap_interval_ms: config.check_reap_interval_ms,
@@ -435,7 +439,8 @@ async fn executor_main(
     match (context.plan.role, plan) {
         (ExecutorRole::Raft, Some(plan)) => {
             let core = wiring.core.lock().take();
-            plan.run(&context.shutdown, core).await
+            plan.run(&context.shutdown, core, Arc::clone(&wiring.membership))
+                .await
         }
         (ExecutorRole::Shard(index), Some(_)) => serve_http(&context, index, &wiring).await,
         (ExecutorRole::Shard(index), None) => serve_client(&context, index, &wiring).await,

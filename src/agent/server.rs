@@ -6,7 +6,9 @@
 //! all of them before they have talked, so it is derived from its server RPC address (`IP:PORT`) with
 //! FNV-1a 64: the node names of the other servers are not known yet. Gossip will carry Consul's node ids.
 
+use super::autopilot::AutopilotSettings;
 use super::bridge::{CoreSide, Shared};
+use super::membership::Membership;
 use super::raft_driver::{RaftDriverOptions, RaftHandle};
 use super::self_registration;
 use super::state_machine::ConsulStateMachine;
@@ -42,6 +44,18 @@ pub struct ServerPlan {
     pub driver: RaftDriverOptions,
     /// This server's own catalog registration (node, `serfHealth`, the `consul` service).
     pub registration: RegisterRequest,
+    /// What the leader's autopilot needs (the seed configuration, names).
+    pub autopilot: AutopilotSettings,
+}
+
+/// The autopilot settings of `config`.
+fn autopilot_settings(config: &AgentConfig) -> AutopilotSettings {
+    AutopilotSettings {
+        seed: config.autopilot.clone(),
+        datacenter: config.datacenter.clone(),
+        node_name: config.node_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
 }
 
 impl ServerPlan {
@@ -73,6 +87,7 @@ impl ServerPlan {
         Some(ServerPlan {
             driver,
             registration: self_registration::request(config),
+            autopilot: autopilot_settings(config),
         })
     }
 
@@ -95,15 +110,18 @@ impl ServerPlan {
         ServerPlan {
             driver,
             registration: self_registration::request(config),
+            autopilot: autopilot_settings(config),
         }
     }
 
     /// Runs the server until `shutdown`: starts the driver with the Consul state machine, connects the
-    /// shards (`core`), runs the leader's periodic work, then closes the driver. Errors end the executor.
+    /// shards (`core`), runs the leader's periodic work and autopilot (whose servers come from gossip's
+    /// `membership`), then closes the driver. Errors end the executor.
     pub async fn run(
         &self,
         shutdown: &Shutdown,
         core: Option<CoreSide>,
+        membership: Arc<Membership>,
     ) -> Result<(), ExecutorError> {
         let shared = core
             .as_ref()
@@ -123,6 +141,14 @@ impl ServerPlan {
             Arc::clone(&shared),
             stop.clone(),
         ));
+        let autopilot = glommio::spawn_local(super::autopilot::run(
+            handle.clone(),
+            Arc::clone(&shared),
+            membership,
+            self.autopilot.clone(),
+            Logger::new(self.driver.log_level),
+            stop.clone(),
+        ));
         let registration = glommio::spawn_local(self_registration::run(
             handle.clone(),
             shared,
@@ -135,6 +161,7 @@ impl ServerPlan {
         // Close first: it fails the requests still waiting, which the tasks below may be awaiting.
         let closed = handle.close().await;
         leader_work.await;
+        autopilot.await;
         registration.await;
         closed?;
         Ok(())

@@ -114,9 +114,8 @@ pub fn plan(req: &ApiRequest, rest: &str) -> Plan {
 
 /// The command a `PUT` asks for, or Consul's `400`.
 fn plan_set(req: &ApiRequest) -> Result<Command, ApiResponse> {
-    let config = parse_config(req.body).map_err(|e| {
-        ApiResponse::text(400, format!("Error parsing autopilot config: {e}"))
-    })?;
+    let config = parse_config(req.body)
+        .map_err(|e| ApiResponse::text(400, format!("Error parsing autopilot config: {e}")))?;
     let cas = match req.query.get("cas") {
         None => None,
         Some(text) => {
@@ -259,7 +258,11 @@ pub fn answer_configuration(state: &State, pretty: bool) -> Answer {
 /// `2020-11-06T14:51:00Z` for wall-clock `ms`; with `fraction`, Go's RFC 3339 with nanoseconds (trailing
 /// zeros dropped), else rounded to the second as Consul's health endpoint does.
 pub fn rfc3339(ms: u64, fraction: bool) -> String {
-    let ms = if fraction { ms } else { (ms + 500) / 1_000 * 1_000 };
+    let ms = if fraction {
+        ms
+    } else {
+        (ms + 500) / 1_000 * 1_000
+    };
     let secs = ms / 1_000;
     let (year, month, day) = civil_from_days((secs / 86_400) as i64);
     let of_day = secs % 86_400;
