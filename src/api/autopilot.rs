@@ -407,3 +407,129 @@ pub fn encode_view(view: &AutopilotView) -> Vec<u8> {
 pub fn decode_view(bytes: &[u8]) -> Result<AutopilotView, String> {
     rmp_serde::from_slice(bytes).map_err(|e| format!("bad autopilot state: {e}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::tests::{body_text, plan_of, respond};
+    use crate::fsm::Fsm;
+
+    fn set_command(target: &str, body: &str) -> (AutopilotConfig, Option<u64>) {
+        match plan_of(Method::Put, target, body.as_bytes()) {
+            Plan::Write(WritePlan {
+                command: Command::AutopilotSet { config, cas },
+                render: Render::Bool,
+                ..
+            }) => (config, cas),
+            other => panic!("expected an autopilot write, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn put_reads_consuls_body_and_cas() {
+        let body = r#"{"cleanupdeadservers": true, "LastContactThreshold": "1s",
+            "MaxTrailingLogs": 7, "MinQuorum": 3, "ServerStabilizationTime": 2000000000,
+            "RedundancyZoneTag": "zone", "Unknown": 1}"#;
+        let (config, cas) = set_command("/v1/operator/autopilot/configuration?cas=5", body);
+        assert_eq!(cas, Some(5));
+        assert!(config.cleanup_dead_servers && !config.disable_upgrade_migration);
+        assert_eq!(config.last_contact_threshold_ms, 1_000);
+        assert_eq!(config.server_stabilization_time_ms, 2_000);
+        assert_eq!((config.max_trailing_logs, config.min_quorum), (7, 3));
+        assert_eq!(config.redundancy_zone_tag, "zone");
+        let (config, cas) = set_command("/v1/operator/autopilot/configuration", "{}");
+        assert_eq!(cas, None);
+        assert!(!config.cleanup_dead_servers, "missing fields are zero");
+        let bad = |target: &str, body: &str| {
+            let response = respond(plan_of(Method::Put, target, body.as_bytes()));
+            assert_eq!(response.status, 400);
+            body_text(&response)
+        };
+        let path = "/v1/operator/autopilot/configuration";
+        assert_eq!(
+            bad(&format!("{path}?cas=x"), "{}"),
+            "Error parsing cas value: strconv.ParseUint: parsing \"x\": invalid syntax"
+        );
+        assert_eq!(bad(path, ""), "Error parsing autopilot config: EOF");
+        assert_eq!(
+            bad(path, r#"{"MaxTrailingLogs": "many"}"#),
+            "Error parsing autopilot config: json: cannot unmarshal string into Go struct field \
+             AutopilotConfiguration.MaxTrailingLogs of type uint64"
+        );
+        assert_eq!(
+            bad(path, r#"{"LastContactThreshold": "soon"}"#),
+            "Error parsing autopilot config: time: invalid duration \"soon\""
+        );
+        let other = respond(plan_of(Method::Delete, path, b""));
+        assert_eq!(other.status, 405);
+        let missing = respond(plan_of(Method::Get, "/v1/operator/autopilot/nope", b""));
+        assert_eq!(missing.status, 404);
+    }
+
+    #[test]
+    fn get_answers_the_stored_configuration_or_consuls_error() {
+        let mut fsm = Fsm::new();
+        let answer = answer_configuration(&fsm.state(), false);
+        assert_eq!(answer.response.status, 500);
+        assert_eq!(body_text(&answer.response), NOT_INITIALIZED);
+        let command = Command::AutopilotSet {
+            config: AutopilotConfig::default(),
+            cas: Some(0),
+        };
+        fsm.apply(4, &command);
+        let answer = answer_configuration(&fsm.state(), false);
+        assert_eq!(answer.index, 4);
+        assert_eq!(
+            body_text(&answer.response),
+            r#"{"CleanupDeadServers":true,"LastContactThreshold":"200ms","MaxTrailingLogs":250,"MinQuorum":0,"ServerStabilizationTime":"10s","RedundancyZoneTag":"","DisableUpgradeMigration":false,"UpgradeVersionTag":"","CreateIndex":4,"ModifyIndex":4}"#
+        );
+        assert!(matches!(
+            plan_of(Method::Get, "/v1/operator/autopilot/health", b""),
+            Plan::Operator(OperatorPlan::AutopilotHealth { pretty: false })
+        ));
+    }
+
+    fn view(healthy: bool) -> AutopilotView {
+        AutopilotView {
+            healthy,
+            failure_tolerance: 0,
+            leader: "00000000000000aa".to_string(),
+            voters: vec!["00000000000000aa".to_string()],
+            servers: vec![ServerHealthView {
+                id: "00000000000000aa".to_string(),
+                name: "n1".to_string(),
+                address: "127.0.0.1:8300".to_string(),
+                serf_status: "alive".to_string(),
+                version: "0.1.0".to_string(),
+                leader: true,
+                voter: true,
+                last_contact_ms: 0,
+                last_term: 2,
+                last_index: 9,
+                healthy,
+                stable_since_ms: 1_604_674_260_400,
+                meta: None,
+            }],
+        }
+    }
+
+    #[test]
+    fn health_and_state_render_consuls_shapes() {
+        let view = view(true);
+        assert_eq!(decode_view(&encode_view(&view)).unwrap(), view);
+        let health = OperatorPlan::AutopilotHealth { pretty: false }.done(&encode_view(&view));
+        assert_eq!(health.status, 200);
+        assert_eq!(
+            body_text(&health),
+            r#"{"Healthy":true,"FailureTolerance":0,"Servers":[{"ID":"00000000000000aa","Name":"n1","Address":"127.0.0.1:8300","SerfStatus":"alive","Version":"0.1.0","Leader":true,"LastContact":"0s","LastTerm":2,"LastIndex":9,"Healthy":true,"Voter":true,"StableSince":"2020-11-06T14:51:00Z"}]}"#
+        );
+        let unhealthy = render_health(&super::tests::view(false), false);
+        assert_eq!(unhealthy.status, 429);
+        let state = render_state(&view, false);
+        assert_eq!(
+            body_text(&state),
+            r#"{"Healthy":true,"FailureTolerance":0,"OptimisticFailureTolerance":0,"Servers":{"00000000000000aa":{"ID":"00000000000000aa","Name":"n1","Address":"127.0.0.1:8300","NodeStatus":"alive","Version":"0.1.0","LastContact":"0s","LastTerm":2,"LastIndex":9,"Healthy":true,"StableSince":"2020-11-06T14:51:00.4Z","Status":"leader","Meta":null,"NodeType":"voter"}},"Leader":"00000000000000aa","Voters":["00000000000000aa"]}"#
+        );
+        assert_eq!(rfc3339(0, false), "1970-01-01T00:00:00Z");
+    }
+}
