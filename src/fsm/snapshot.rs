@@ -143,7 +143,7 @@ fn framed(format: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
     out.extend_from_slice(SNAPSHOT_MAGIC);
     out.extend_from_slice(&format.to_le_bytes());
-    out.extend_from_slice(&crc32(&payload).to_le_bytes());
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&[0u8; 8]);
     out.extend_from_slice(payload);
