@@ -8,7 +8,8 @@
 //!    each survivor's `?stale&recurse` state; the killed server restarts and must catch up by snapshot (the
 //!    snapshot threshold is small, so the leader compacted past its log).
 //! 2. A write through one follower is read with `?consistent`, default and `?stale` through the others, with
-//!    Consul's query headers; `/v1/status/{leader,peers}` and `/v1/operator/raft/configuration` agree.
+//!    Consul's query headers; `/v1/status/{leader,peers}` and `/v1/operator/raft/configuration` agree, and
+//!    `/v1/operator/autopilot/health` (forwarded to the leader) shows three healthy voters.
 //! 3. With two of three servers killed, the survivor answers default reads and writes with `500 No cluster
 //!    leader`, and `?stale` reads from its own state with `X-Consul-KnownLeader: false`.
 //!
@@ -761,6 +762,27 @@ fn follower_writes_consistent_reads_headers_and_no_cluster_leader() {
             "exactly one Leader in the configuration on s{}: {json}",
             i + 1
         );
+    }
+    // Autopilot health, asked of every server (followers forward it): three healthy voters.
+    for i in 0..SERVERS {
+        let health = cluster.poll(CATCH_UP, "autopilot health", |c| {
+            let r = c.send(i, "GET", "/v1/operator/autopilot/health", b"")?;
+            let json = (r.status == 200).then(|| r.json());
+            match json {
+                Some(json) if json["FailureTolerance"] == 1 => Ok(json),
+                _ => Err(format!("{r:?}")),
+            }
+        });
+        let servers = health["Servers"].as_array().expect("Servers");
+        assert_eq!(servers.len(), SERVERS, "{health}");
+        assert!(
+            servers
+                .iter()
+                .all(|s| s["Healthy"] == true && s["Voter"] == true),
+            "{health}"
+        );
+        let leaders = servers.iter().filter(|s| s["Leader"] == true).count();
+        assert_eq!(leaders, 1, "{health}");
     }
 
     // Two of three gone: the survivor (follower A) has no leader.

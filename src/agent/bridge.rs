@@ -72,6 +72,8 @@ pub enum OperatorOp {
     TransferLeader(Option<ServerId>),
     /// Remove a server from the configuration.
     RemovePeer(ServerId),
+    /// The leader's autopilot state (`/v1/operator/autopilot/{health,state}`), encoded.
+    AutopilotState,
 }
 
 /// The core's answer to a [`CoreRequest`].

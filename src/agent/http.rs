@@ -677,9 +677,12 @@ impl FrontEnd {
         let op = match plan {
             OperatorPlan::TransferLeader(to) => super::bridge::OperatorOp::TransferLeader(*to),
             OperatorPlan::RemovePeer(id) => super::bridge::OperatorOp::RemovePeer(*id),
+            OperatorPlan::AutopilotHealth { .. } | OperatorPlan::AutopilotState { .. } => {
+                super::bridge::OperatorOp::AutopilotState
+            }
         };
         match link.operator(op).await {
-            Ok(()) => plan.done(),
+            Ok(result) => plan.done(&result),
             Err(e) => error_response(&e),
         }
     }

@@ -5,6 +5,7 @@
 //! ([`remote`], [`relay`]).
 
 pub mod anti_entropy;
+pub mod autopilot;
 pub mod bridge;
 pub mod check_grpc;
 pub mod check_runner;

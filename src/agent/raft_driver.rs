@@ -36,12 +36,14 @@
 //! Restart recovery is the simulator's `recover`: newest snapshot, hard state, stored entries, then the
 //! stored log is trimmed to exactly what Raft kept.
 
+mod autopilot;
 mod requests;
 mod shards;
 mod snapshots;
 pub mod storage;
 mod transport;
 
+pub use autopilot::{PeerHealth, RaftHealth};
 use requests::overwritten;
 
 use crate::agent::state_machine::StateMachine;
@@ -330,6 +332,7 @@ struct Inner {
     /// Inputs that arose while actions were carried out; stepped right after.
     deferred: Vec<Input>,
     stats: DriverStats,
+    autopilot: autopilot::AutopilotSlot,
 }
 
 /// The running driver, on the Raft executor (not `Send`; clone it freely on that executor).
@@ -448,6 +451,7 @@ impl RaftHandle {
                 next_relay_id: 1,
                 deferred: Vec::new(),
                 stats: DriverStats::default(),
+                autopilot: autopilot::AutopilotSlot::default(),
             })
         });
         let spawn = |future: std::pin::Pin<Box<dyn std::future::Future<Output = ()>>>| {

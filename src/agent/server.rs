@@ -6,6 +6,7 @@
 //! all of them before they have talked, so it is derived from its server RPC address (`IP:PORT`) with
 //! FNV-1a 64: the node names of the other servers are not known yet. Gossip will carry Consul's node ids.
 
+use super::autopilot::AutopilotSettings;
 use super::bridge::{CoreSide, Shared};
 use super::membership::{MemberState, Membership};
 use super::raft_driver::{RaftDriverOptions, RaftHandle};
@@ -46,6 +47,18 @@ pub struct ServerPlan {
     /// `-bootstrap-expect` above 1: on an empty data directory, wait until that many servers of this
     /// datacenter are alive in the LAN pool, then bootstrap a configuration of exactly them.
     pub bootstrap_expect: Option<usize>,
+    /// What the leader's autopilot needs (the seed configuration, names).
+    pub autopilot: AutopilotSettings,
+}
+
+/// The autopilot settings of `config`.
+fn autopilot_settings(config: &AgentConfig) -> AutopilotSettings {
+    AutopilotSettings {
+        seed: config.autopilot.clone(),
+        datacenter: config.datacenter.clone(),
+        node_name: config.node_name.clone(),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    }
 }
 
 impl ServerPlan {
@@ -79,6 +92,7 @@ impl ServerPlan {
             bootstrap_expect: config
                 .bootstrap_expect
                 .filter(|n| *n > 1 && !config.bootstrap),
+            autopilot: autopilot_settings(config),
         })
     }
 
@@ -102,11 +116,13 @@ impl ServerPlan {
             driver,
             registration: self_registration::request(config),
             bootstrap_expect: None,
+            autopilot: autopilot_settings(config),
         }
     }
 
     /// Runs the server until `shutdown`: starts the driver with the Consul state machine, connects the
-    /// shards (`core`), runs the leader's periodic work, then closes the driver. Errors end the executor.
+    /// shards (`core`), runs the leader's periodic work and autopilot (whose servers come from gossip's
+    /// `membership`), then closes the driver. Errors end the executor.
     pub async fn run(
         &self,
         shutdown: &Shutdown,
@@ -144,7 +160,7 @@ impl ServerPlan {
         }
         let stop = Shutdown::new();
         let context = super::leader::LeaderContext {
-            lan,
+            lan: Arc::clone(&lan),
             datacenter: self.driver.datacenter.clone(),
             node_name: self.registration.node.clone(),
         };
@@ -152,6 +168,14 @@ impl ServerPlan {
             handle.clone(),
             Arc::clone(&shared),
             context,
+            stop.clone(),
+        ));
+        let autopilot = glommio::spawn_local(super::autopilot::run(
+            handle.clone(),
+            Arc::clone(&shared),
+            Arc::clone(&lan),
+            self.autopilot.clone(),
+            Logger::new(self.driver.log_level),
             stop.clone(),
         ));
         let registration = glommio::spawn_local(self_registration::run(
@@ -166,6 +190,7 @@ impl ServerPlan {
         // Close first: it fails the requests still waiting, which the tasks below may be awaiting.
         let closed = handle.close().await;
         leader_work.await;
+        autopilot.await;
         registration.await;
         closed?;
         Ok(())

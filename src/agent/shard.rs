@@ -388,9 +388,10 @@ impl ShardLink {
     }
 
     /// Runs an operator action.
-    pub async fn operator(&self, op: OperatorOp) -> Result<(), ErrorReply> {
+    pub async fn operator(&self, op: OperatorOp) -> Result<Vec<u8>, ErrorReply> {
         match self.request(|id| CoreRequest::Operator { id, op }).await? {
-            CoreReply::Done | CoreReply::Applied { .. } => Ok(()),
+            CoreReply::Done => Ok(Vec::new()),
+            CoreReply::Applied { result, .. } => Ok(result),
             other => Err(unexpected(&other)),
         }
     }

@@ -9,6 +9,7 @@
 
 pub mod agent;
 mod agent_read;
+pub mod autopilot;
 mod catalog;
 #[cfg(test)]
 mod catalog_tests;
@@ -238,6 +239,8 @@ pub enum ReadQuery {
     Txn(Vec<KvOp>),
     /// `GET /v1/operator/raft/configuration`.
     RaftConfiguration,
+    /// `GET /v1/operator/autopilot/configuration`.
+    AutopilotConfiguration,
     /// `GET /v1/catalog/{nodes,services,service/:name,node/:node,node-services/:node}`.
     Catalog(CatalogRead, Selection),
     /// `GET /v1/health/{service/:name,checks/:service,node/:node,state/:state}`.
@@ -303,6 +306,7 @@ impl ReadQuery {
             ReadQuery::SessionList => session::answer_list(state, pretty),
             ReadQuery::Txn(ops) => txn::answer_read(state, ops, pretty),
             ReadQuery::RaftConfiguration => status::answer_configuration(cluster, ctx, pretty),
+            ReadQuery::AutopilotConfiguration => autopilot::answer_configuration(state, pretty),
             ReadQuery::Catalog(read, selection) => catalog::answer(state, read, selection, pretty),
             ReadQuery::Health(read, selection) => health::answer(state, read, selection, pretty),
             ReadQuery::Snapshot => snapshot::answer(state, cluster, ctx),
@@ -322,7 +326,9 @@ impl ReadQuery {
                 WatchSpec::Tables(fsm::table::SESSIONS)
             }
             ReadQuery::Txn(_) => WatchSpec::Tables(fsm::table::KVS),
-            ReadQuery::RaftConfiguration | ReadQuery::Snapshot => WatchSpec::Any,
+            ReadQuery::RaftConfiguration
+            | ReadQuery::AutopilotConfiguration
+            | ReadQuery::Snapshot => WatchSpec::Any,
             ReadQuery::Catalog(read, _) => catalog::watch(read),
             ReadQuery::Health(read, _) => health::watch(read),
         }
@@ -362,16 +368,36 @@ pub enum OperatorPlan {
     TransferLeader(Option<ServerId>),
     /// `DELETE /v1/operator/raft/peer`.
     RemovePeer(ServerId),
+    /// `GET /v1/operator/autopilot/health` (the leader's autopilot state, rendered as health).
+    AutopilotHealth {
+        /// `?pretty`.
+        pretty: bool,
+    },
+    /// `GET /v1/operator/autopilot/state`.
+    AutopilotState {
+        /// `?pretty`.
+        pretty: bool,
+    },
 }
 
 impl OperatorPlan {
-    /// The response once the action succeeded.
-    pub fn done(&self) -> ApiResponse {
+    /// The response once the action succeeded; `result` is what the leader answered (for the autopilot
+    /// reads, an [`autopilot::encode_view`]).
+    pub fn done(&self, result: &[u8]) -> ApiResponse {
+        let view = || autopilot::decode_view(result);
         match self {
             OperatorPlan::TransferLeader(_) => {
                 ApiResponse::json(200, br#"{"Success":true}"#.to_vec())
             }
             OperatorPlan::RemovePeer(_) => ApiResponse::empty(),
+            OperatorPlan::AutopilotHealth { pretty } => match view() {
+                Ok(view) => autopilot::render_health(&view, *pretty),
+                Err(e) => ApiResponse::text(500, e),
+            },
+            OperatorPlan::AutopilotState { pretty } => match view() {
+                Ok(view) => autopilot::render_state(&view, *pretty),
+                Err(e) => ApiResponse::text(500, e),
+            },
         }
     }
 }

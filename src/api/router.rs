@@ -51,6 +51,9 @@ pub fn plan(req: &ApiRequest, ctx: &Context, cluster: &ClusterView) -> Plan {
     if let Some(rest) = rest.strip_prefix("operator/raft/") {
         return status::plan_operator(req, rest, cluster);
     }
+    if let Some(rest) = rest.strip_prefix("operator/autopilot/") {
+        return super::autopilot::plan(req, rest);
+    }
     match rest {
         "txn" => txn::plan(req, ctx),
         "snapshot" => snapshot::plan(req),

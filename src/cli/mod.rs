@@ -11,6 +11,7 @@ mod lock;
 mod lock_kv;
 mod monitor;
 mod operator;
+mod operator_autopilot;
 mod services;
 mod snapshot;
 mod watch;

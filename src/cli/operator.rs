@@ -1,4 +1,5 @@
-//! `operator raft list-peers|remove-peer|transfer-leader` over `/v1/operator/raft`.
+//! `operator raft list-peers|remove-peer|transfer-leader` over `/v1/operator/raft`; `operator autopilot` is in
+//! [`super::operator_autopilot`].
 
 use super::common::{self, string, Client, Ctx};
 use super::http_client::Request;
@@ -13,7 +14,8 @@ const OPERATOR_HELP: &str = "Usage: {p} operator <subcommand> [options]
   the Raft subsystem.
 
 Subcommands:
-    raft    Provides cluster-level tools for Consul operators";
+    autopilot    Provides tools for modifying Autopilot configuration
+    raft         Provides cluster-level tools for Consul operators";
 
 const RAFT_HELP: &str = "Usage: {p} operator raft <subcommand> [options]
 
@@ -28,7 +30,8 @@ Subcommands:
     remove-peer        Remove a Consul server from the Raft configuration
     transfer-leader    Transfer raft leadership to another node";
 
-fn help_or_usage(help: &str, sub: Option<&String>) -> i32 {
+/// Prints `help`; exit status 0 when help was asked for, else 1 (a usage error).
+pub(super) fn help_or_usage(help: &str, sub: Option<&String>) -> i32 {
     ui::error(help);
     match sub.map(String::as_str) {
         Some("-h" | "-help" | "--help") => 0,
@@ -40,6 +43,7 @@ fn help_or_usage(help: &str, sub: Option<&String>) -> i32 {
 pub fn run(ctx: Ctx, args: &[String]) -> i32 {
     match args.split_first() {
         Some((sub, rest)) if sub == "raft" => raft(ctx, rest),
+        Some((sub, rest)) if sub == "autopilot" => super::operator_autopilot::run(ctx, rest),
         _ => help_or_usage(&OPERATOR_HELP.replace("{p}", ctx.program), args.first()),
     }
 }
@@ -91,9 +95,12 @@ fn list_peers(ctx: Ctx, args: &[String]) -> i32 {
     };
     // Consul 1.17+ adds the commit index from autopilot health; without that endpoint the table
     // has the earlier six columns.
+    // 429 answers an unhealthy cluster with the same body, as consul's client accepts it.
     let health = client
-        .query_json(Request::new("GET", "/v1/operator/autopilot/health"))
-        .ok();
+        .send_raw(Request::new("GET", "/v1/operator/autopilot/health"))
+        .ok()
+        .filter(|r| r.status == 200 || r.status == 429)
+        .and_then(|r| r.json().ok());
     ui::output(&peers_table(&config, health.as_ref()));
     0
 }

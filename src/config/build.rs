@@ -277,6 +277,34 @@ fn dns_config(
     })
 }
 
+/// The `autopilot { ... }` block over Consul's defaults.
+fn autopilot(tree: &Tree<'_>) -> Result<crate::fsm::AutopilotConfig, ConfigError> {
+    let defaults = crate::fsm::AutopilotConfig::default();
+    Ok(crate::fsm::AutopilotConfig {
+        cleanup_dead_servers: tree
+            .bool("autopilot.cleanup_dead_servers")
+            .unwrap_or(defaults.cleanup_dead_servers),
+        last_contact_threshold_ms: duration_ms(
+            tree,
+            "autopilot.last_contact_threshold",
+            defaults.last_contact_threshold_ms,
+        )?,
+        max_trailing_logs: at_least(
+            tree,
+            "autopilot.max_trailing_logs",
+            defaults.max_trailing_logs,
+            0,
+        )?,
+        min_quorum: at_least(tree, "autopilot.min_quorum", 0, 0)?,
+        server_stabilization_time_ms: duration_ms(
+            tree,
+            "autopilot.server_stabilization_time",
+            defaults.server_stabilization_time_ms,
+        )?,
+        ..defaults
+    })
+}
+
 /// A whole number of at least `min`.
 fn at_least(tree: &Tree<'_>, key: &str, default: u64, min: u64) -> Result<u64, ConfigError> {
     match tree.int(key) {
@@ -488,6 +516,7 @@ pub(super) fn build(
         1,
     )?;
     let raft_trailing_logs = at_least(tree, "raft_trailing_logs", RAFT_TRAILING_LOGS_DEFAULT, 0)?;
+    let autopilot = autopilot(tree)?;
     if let Some(version) = tree.int("raft_protocol") {
         if version != 3 {
             return Err(invalid(format!(
@@ -718,6 +747,7 @@ pub(super) fn build(
         retry_max,
         raft_snapshot_threshold,
         raft_trailing_logs,
+        autopilot,
         client_addrs,
         advertise,
         ports,

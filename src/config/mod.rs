@@ -453,6 +453,8 @@ pub struct AgentConfig {
     pub raft_snapshot_threshold: u64,
     /// `raft_trailing_logs`.
     pub raft_trailing_logs: u64,
+    /// `autopilot { ... }`: the autopilot configuration a new cluster's leader stores first.
+    pub autopilot: crate::fsm::AutopilotConfig,
     /// `client_addr`: where the HTTP, DNS and gRPC listeners bind (127.0.0.1 by default).
     pub client_addrs: Vec<IpAddr>,
     /// `advertise_addr`: the address advertised to the cluster, when not the bind address.

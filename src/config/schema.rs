@@ -127,6 +127,17 @@ const LIMITS: &[Key] = &[
     ignored("rpc_rate"),
 ];
 
+const AUTOPILOT: &[Key] = &[
+    used("cleanup_dead_servers", Kind::Bool),
+    used("last_contact_threshold", Kind::Str),
+    used("max_trailing_logs", Kind::Int),
+    used("min_quorum", Kind::Int),
+    used("server_stabilization_time", Kind::Str),
+    ignored("redundancy_zone_tag"),
+    ignored("disable_upgrade_migration"),
+    ignored("upgrade_version_tag"),
+];
+
 const PERFORMANCE: &[Key] = &[
     used("raft_multiplier", Kind::Int),
     ignored("leave_drain_time"),
@@ -269,7 +280,7 @@ pub const TOP_LEVEL: &[Key] = &[
     ignored("auto_config"),
     ignored("auto_encrypt"),
     ignored("auto_reload_config"),
-    ignored("autopilot"),
+    used("autopilot", Kind::Object(AUTOPILOT)),
     ignored("ca_file"),
     ignored("ca_path"),
     ignored("cache"),

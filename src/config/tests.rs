@@ -939,3 +939,26 @@ dns_config {
     let bad = dir.write("f.json", r#"{"dns_config": {"nonsense": 1}}"#);
     assert!(error(&["-dev", "-config-file", &bad]).contains("dns_config.nonsense"));
 }
+
+#[test]
+fn the_autopilot_block_seeds_the_autopilot_configuration() {
+    assert_eq!(
+        config(&["-dev"]).autopilot,
+        crate::fsm::AutopilotConfig::default()
+    );
+    let dir = TempDir::new("autopilot");
+    let path = dir.write(
+        "a.hcl",
+        "autopilot {\n  cleanup_dead_servers = false\n  last_contact_threshold = \"1s\"\n  \
+         max_trailing_logs = 99\n  min_quorum = 3\n  server_stabilization_time = \"2m\"\n}\n",
+    );
+    let a = config(&["-dev", "-config-file", &path]).autopilot;
+    assert!(!a.cleanup_dead_servers);
+    assert_eq!(
+        (a.last_contact_threshold_ms, a.max_trailing_logs),
+        (1_000, 99)
+    );
+    assert_eq!((a.min_quorum, a.server_stabilization_time_ms), (3, 120_000));
+    let bad = dir.write("b.json", r#"{"autopilot": {"min_quorum": -1}}"#);
+    assert!(error(&["-dev", "-config-file", &bad]).contains("autopilot.min_quorum"));
+}

@@ -195,6 +195,13 @@ impl Fsm {
                 Applied::keep(Outcome::Done)
             }
             Command::Restore { .. } => Applied::keep(Outcome::Done),
+            Command::AutopilotSet { config, cas } => {
+                if work.set_autopilot(index, config, *cas) {
+                    Applied::keep(Outcome::Bool(true))
+                } else {
+                    Applied::discard(Outcome::Bool(false))
+                }
+            }
         };
         if applied.keep {
             self.state = work;

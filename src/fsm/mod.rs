@@ -19,6 +19,7 @@
 //! rkyv archives of key-sorted vectors ([`snapshot`]).
 
 mod apply;
+pub mod autopilot;
 pub mod catalog;
 pub mod catalog_read;
 pub mod catalog_write;
@@ -34,6 +35,7 @@ mod catalog_tests;
 #[cfg(test)]
 mod tests;
 
+pub use autopilot::AutopilotConfig;
 pub use catalog::{
     CheckDefinition, CheckStatus, HealthCheck, Node, RegisterRequest, Service, ServiceAddress,
     Weights,
@@ -134,6 +136,14 @@ pub enum Command {
         /// The state machine snapshot bytes ([`snapshot::encode`]).
         #[serde(with = "codec::vec_bytes")]
         snapshot: Vec<u8>,
+    },
+    /// Stores the autopilot configuration (`PUT /v1/operator/autopilot/configuration`, or the leader seeding
+    /// it from the config file). Answers `true`, or `false` when the check-and-set failed.
+    AutopilotSet {
+        /// The new configuration (its indexes are set by the apply).
+        config: AutopilotConfig,
+        /// Only if the stored configuration's `ModifyIndex` is this (0: only if none is stored).
+        cas: Option<Index>,
     },
 }
 

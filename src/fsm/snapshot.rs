@@ -7,11 +7,12 @@
 //! flipped bit is an error, never a panic or a wrong state.
 //!
 //! Format 2 added the catalog (nodes, services, checks, per-service-name indexes), format 3 check thresholds,
-//! format 4 the index offset of a restored state; only the current format is read.
+//! format 4 the index offset of a restored state, format 5 the autopilot configuration. Formats 4 and 5 are
+//! read (a format 4 snapshot has no autopilot configuration: the leader seeds one); older ones are refused.
 
 use super::catalog::{HealthCheck, Node, Service};
 use super::session::{Behavior, ServiceCheck, Session, SessionSpec};
-use super::{KvEntry, State, TableIndexes};
+use super::{AutopilotConfig, KvEntry, State, TableIndexes};
 use rkyv::rancor;
 use rkyv::util::AlignedVec;
 use std::sync::Arc;
@@ -22,8 +23,11 @@ pub const SNAPSHOT_HEADER_BYTES: usize = 32;
 pub const SNAPSHOT_MAGIC: &[u8; 8] = b"CRNFSM01";
 /// The payload format this code writes and reads. 3: check definitions carry `SuccessBeforePassing`,
 /// `FailuresBeforeWarning` and `FailuresBeforeCritical`. 4: the state carries its index offset (what a
-/// snapshot restore added to Raft log indexes). Older formats are refused with a message naming both.
-pub const SNAPSHOT_FORMAT: u32 = 4;
+/// snapshot restore added to Raft log indexes). 5: the autopilot configuration. Format 4 is still read
+/// ([`SNAPSHOT_FORMAT_OLDEST`]); older formats are refused with a message naming both.
+pub const SNAPSHOT_FORMAT: u32 = 5;
+/// The oldest payload format this code reads.
+pub const SNAPSHOT_FORMAT_OLDEST: u32 = 4;
 
 /// The archived state.
 #[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Default)]
@@ -38,6 +42,40 @@ struct Image {
     sessions: Vec<ImageSession>,
     lock_delays: Vec<ImageMark>,
     catalog: ImageCatalog,
+    autopilot: Option<AutopilotConfig>,
+}
+
+/// Format 4's archived state: [`Image`] without the autopilot configuration. Its field order must not change.
+#[derive(rkyv::Archive, rkyv::Serialize, rkyv::Deserialize, Debug, Default)]
+struct ImageV4 {
+    applied_index: u64,
+    index_offset: u64,
+    kvs_index: u64,
+    tombstones_index: u64,
+    sessions_index: u64,
+    entries: Vec<ImageEntry>,
+    tombstones: Vec<ImageMark>,
+    sessions: Vec<ImageSession>,
+    lock_delays: Vec<ImageMark>,
+    catalog: ImageCatalog,
+}
+
+impl From<ImageV4> for Image {
+    fn from(v4: ImageV4) -> Image {
+        Image {
+            applied_index: v4.applied_index,
+            index_offset: v4.index_offset,
+            kvs_index: v4.kvs_index,
+            tombstones_index: v4.tombstones_index,
+            sessions_index: v4.sessions_index,
+            entries: v4.entries,
+            tombstones: v4.tombstones,
+            sessions: v4.sessions,
+            lock_delays: v4.lock_delays,
+            catalog: v4.catalog,
+            autopilot: None,
+        }
+    }
 }
 
 /// The catalog: nodes by name, services by (node, ID), checks by (node, check ID), and indexes.
@@ -97,19 +135,24 @@ pub fn encode(state: &State) -> Vec<u8> {
         // Serializing plain vectors into memory cannot fail short of allocation failure.
         Err(_) => AlignedVec::new(),
     };
+    framed(SNAPSHOT_FORMAT, &payload)
+}
+
+/// The header for `format` and `payload`, then the payload.
+fn framed(format: u32, payload: &[u8]) -> Vec<u8> {
     let mut out = Vec::with_capacity(SNAPSHOT_HEADER_BYTES + payload.len());
     out.extend_from_slice(SNAPSHOT_MAGIC);
-    out.extend_from_slice(&SNAPSHOT_FORMAT.to_le_bytes());
-    out.extend_from_slice(&crc32(&payload).to_le_bytes());
+    out.extend_from_slice(&format.to_le_bytes());
+    out.extend_from_slice(&crc32(payload).to_le_bytes());
     out.extend_from_slice(&(payload.len() as u64).to_le_bytes());
     out.extend_from_slice(&[0u8; 8]);
-    out.extend_from_slice(&payload);
+    out.extend_from_slice(payload);
     out
 }
 
 /// The state in snapshot bytes written by [`encode`].
 pub fn decode(bytes: &[u8]) -> Result<State, String> {
-    let payload = checked_payload(bytes)?;
+    let (format, payload) = checked_payload(bytes)?;
     let aligned;
     let payload = if payload.as_ptr().align_offset(16) == 0 {
         payload
@@ -119,15 +162,19 @@ pub fn decode(bytes: &[u8]) -> Result<State, String> {
         aligned = copy;
         aligned.as_slice()
     };
-    let archived = rkyv::access::<ArchivedImage, rancor::Error>(payload)
-        .map_err(|e| format!("snapshot payload invalid: {e}"))?;
-    let image = rkyv::deserialize::<Image, rancor::Error>(archived)
-        .map_err(|e| format!("snapshot payload invalid: {e}"))?;
+    let invalid = |e: rancor::Error| format!("snapshot payload invalid: {e}");
+    let image = if format == SNAPSHOT_FORMAT_OLDEST {
+        let archived = rkyv::access::<ArchivedImageV4, rancor::Error>(payload).map_err(invalid)?;
+        Image::from(rkyv::deserialize::<ImageV4, rancor::Error>(archived).map_err(invalid)?)
+    } else {
+        let archived = rkyv::access::<ArchivedImage, rancor::Error>(payload).map_err(invalid)?;
+        rkyv::deserialize::<Image, rancor::Error>(archived).map_err(invalid)?
+    };
     state_of(image)
 }
 
-/// The payload after a valid header, its length and CRC checked.
-fn checked_payload(bytes: &[u8]) -> Result<&[u8], String> {
+/// The format and the payload after a valid header, its length and CRC checked.
+fn checked_payload(bytes: &[u8]) -> Result<(u32, &[u8]), String> {
     if bytes.len() < SNAPSHOT_HEADER_BYTES {
         return Err(format!(
             "snapshot cut short: {} of {SNAPSHOT_HEADER_BYTES} header bytes",
@@ -139,9 +186,9 @@ fn checked_payload(bytes: &[u8]) -> Result<&[u8], String> {
         return Err("not a state machine snapshot (bad magic)".to_string());
     }
     let format = u32::from_le_bytes(array(&header[8..12]));
-    if format != SNAPSHOT_FORMAT {
+    if !(SNAPSHOT_FORMAT_OLDEST..=SNAPSHOT_FORMAT).contains(&format) {
         return Err(format!(
-            "snapshot format {format}, this server reads {SNAPSHOT_FORMAT}"
+            "snapshot format {format}, this server reads {SNAPSHOT_FORMAT_OLDEST} to {SNAPSHOT_FORMAT}"
         ));
     }
     let stored_crc = u32::from_le_bytes(array(&header[12..16]));
@@ -161,7 +208,7 @@ fn checked_payload(bytes: &[u8]) -> Result<&[u8], String> {
             "snapshot payload CRC mismatch (stored {stored_crc:#010x}, computed {crc:#010x})"
         ));
     }
-    Ok(payload)
+    Ok((format, payload))
 }
 
 fn array<const N: usize>(b: &[u8]) -> [u8; N] {
@@ -186,6 +233,7 @@ fn image_of(state: &State) -> Image {
             .collect(),
         lock_delays: marks(&state.lock_delays),
         catalog: image_catalog(state),
+        autopilot: state.autopilot.as_deref().cloned(),
     }
 }
 
@@ -272,6 +320,7 @@ fn state_of(image: Image) -> Result<State, String> {
             checks: image.catalog.checks_index,
             service_extinction: image.catalog.service_extinction_index,
         },
+        autopilot: image.autopilot.map(Arc::new),
         ..State::default()
     };
     restore_catalog(&mut state, image.catalog)?;
@@ -472,8 +521,35 @@ pub(super) fn crc32(bytes: &[u8]) -> u32 {
 
 #[cfg(test)]
 mod crc_tests {
+    use super::*;
+
     #[test]
     fn crc32_matches_the_standard_check_value() {
         assert_eq!(super::crc32(b"123456789"), 0xCBF4_3926);
+    }
+
+    #[test]
+    fn format_4_snapshots_still_restore_without_an_autopilot_configuration() {
+        let v4 = ImageV4 {
+            applied_index: 7,
+            kvs_index: 7,
+            entries: vec![ImageEntry {
+                key: "k".to_string(),
+                value: b"v".to_vec(),
+                flags: 0,
+                lock_index: 0,
+                session: None,
+                create_index: 7,
+                modify_index: 7,
+            }],
+            ..ImageV4::default()
+        };
+        let payload = rkyv::to_bytes::<rancor::Error>(&v4).unwrap();
+        let state = decode(&framed(4, &payload)).unwrap();
+        assert_eq!(state.applied_index(), 7);
+        assert_eq!(state.kv_get("k").map(|e| e.modify_index), Some(7));
+        assert!(state.autopilot_config().is_none());
+        let err = decode(&framed(3, &payload)).unwrap_err();
+        assert_eq!(err, "snapshot format 3, this server reads 4 to 5");
     }
 }

@@ -60,6 +60,8 @@ pub struct State {
     /// What the state machine adds to a Raft log index to get its own index: 0 until a snapshot restore
     /// (`Command::Restore`) moves the state's indexes past the restored ones while the Raft log stays behind.
     pub(super) index_offset: Index,
+    /// The autopilot configuration, once stored.
+    pub(super) autopilot: Option<Arc<super::AutopilotConfig>>,
 }
 
 /// The entries of `map` whose key starts with `prefix`, key-ascending.
@@ -101,11 +103,13 @@ impl State {
             .map(|e| e.modify_index.max(e.create_index));
         let tombstones = self.tombstones.values().copied();
         let services = self.service_indexes.values().copied();
+        let autopilot = self.autopilot.iter().map(|c| c.modify_index);
         tables
             .into_iter()
             .chain(kvs)
             .chain(tombstones)
             .chain(services)
+            .chain(autopilot)
             .max()
             .unwrap_or(0)
     }

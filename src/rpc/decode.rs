@@ -235,6 +235,7 @@ pub fn decode(bytes: &[u8]) -> Result<Frame, DecodeError> {
                 (1, target) => OperatorAction::TransferLeader(target),
                 (2, Some(id)) => OperatorAction::RemovePeer(id),
                 (2, None) => return Err(r.err("remove-peer names no server".to_string())),
+                (3, _) => OperatorAction::AutopilotState,
                 (other, _) => {
                     r.at -= 10;
                     return Err(r.err(format!("unknown operator action {other}")));

@@ -291,6 +291,8 @@ pub enum OperatorAction {
     TransferLeader(Option<ServerId>),
     /// Remove this server from the configuration.
     RemovePeer(ServerId),
+    /// The leader's autopilot state (answered with Applied whose result is the encoded state).
+    AutopilotState,
 }
 
 /// One decoded frame.
@@ -500,6 +502,7 @@ fn encode_parts(frame: &Frame, w: &mut Writer) -> Result<(), EncodeError> {
             let (action, target) = match o.action {
                 OperatorAction::TransferLeader(target) => (1, target),
                 OperatorAction::RemovePeer(id) => (2, Some(id)),
+                OperatorAction::AutopilotState => (3, None),
             };
             w.u8(action);
             w.u8(u8::from(target.is_some()));

@@ -173,9 +173,10 @@ fn body(rng: &mut Rng, which: u64) -> Body {
         14 => Body::Operator(OperatorRequest {
             token: text(rng, 20),
             reply_to: text(rng, 20),
-            action: match rng.range(0, 3) {
+            action: match rng.range(0, 4) {
                 0 => OperatorAction::TransferLeader(None),
                 1 => OperatorAction::TransferLeader(Some(ServerId(rng.next_u64()))),
+                2 => OperatorAction::AutopilotState,
                 _ => OperatorAction::RemovePeer(ServerId(rng.next_u64())),
             },
         }),

@@ -141,6 +141,7 @@ impl Inner {
                 let action = match op {
                     OperatorOp::TransferLeader(to) => OperatorAction::TransferLeader(to),
                     OperatorOp::RemovePeer(id) => OperatorAction::RemovePeer(id),
+                    OperatorOp::AutopilotState => OperatorAction::AutopilotState,
                 };
                 match self.forward_target() {
                     Some(leader) => self.forward(leader, responder, |reply_to| {
@@ -181,6 +182,9 @@ impl Inner {
 
     /// Runs an operator action on the leader (answered when it completes), or refuses it elsewhere.
     pub(super) fn operator(&mut self, responder: Responder, action: OperatorAction) {
+        if action == OperatorAction::AutopilotState {
+            return self.answer_autopilot_state(responder);
+        }
         let Some(ctx) = self.admit(responder, None) else {
             return;
         };
@@ -190,6 +194,7 @@ impl Inner {
                 ctx,
                 change: MembershipChange::Remove { id },
             },
+            OperatorAction::AutopilotState => return,
         };
         self.step(input);
     }

@@ -171,6 +171,7 @@ impl Inner {
             Body::Raft(msg) => {
                 self.step(Input::Message { from, msg });
                 self.note_leader_contact(from);
+                self.note_heard(from);
             }
             Body::SnapshotChunk(chunk) => self.on_chunk(from, chunk),
             Body::Apply(ApplyRequest {
