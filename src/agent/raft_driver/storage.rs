@@ -466,6 +466,26 @@ pub(super) fn open_storage(options: RaftDriverOptions) -> Result<Opened, String>
     Ok((storage, disk, node, recovered.snapshot_payload, notes))
 }
 
+/// True when the data directory holds no Raft state yet (no entry, no snapshot, term 0): a server waiting for
+/// `-bootstrap-expect` may still bootstrap it. Opens the directory and closes it again (blocking).
+pub fn holds_no_state(options: &RaftDriverOptions) -> Result<bool, String> {
+    if options.in_memory {
+        return Ok(true);
+    }
+    let log_options = LogOptions {
+        segment_bytes_max: options.log_segment_bytes_max,
+    };
+    let (_storage, recovered) = Storage::open(
+        AnyDisk::File(FileDisk),
+        &options.data_dir,
+        log_options,
+        options.snapshots_retained,
+        None,
+    )?;
+    let restore = &recovered.restore;
+    Ok(restore.snapshot.is_none() && restore.entries.is_empty() && restore.hard_state.term == 0)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -543,24 +563,4 @@ mod tests {
         let job = p.take_job();
         assert_eq!(job.last_appended, None);
     }
-}
-
-/// True when the data directory holds no Raft state yet (no entry, no snapshot, term 0): a server waiting for
-/// `-bootstrap-expect` may still bootstrap it. Opens the directory and closes it again (blocking).
-pub fn holds_no_state(options: &RaftDriverOptions) -> Result<bool, String> {
-    if options.in_memory {
-        return Ok(true);
-    }
-    let log_options = LogOptions {
-        segment_bytes_max: options.log_segment_bytes_max,
-    };
-    let (_storage, recovered) = Storage::open(
-        AnyDisk::File(FileDisk),
-        &options.data_dir,
-        log_options,
-        options.snapshots_retained,
-        None,
-    )?;
-    let restore = &recovered.restore;
-    Ok(restore.snapshot.is_none() && restore.entries.is_empty() && restore.hard_state.term == 0)
 }
