@@ -24,6 +24,7 @@ ROUNDS="${ROUNDS:-3}"
 CONNS="${CONNS:-256}"
 CAIRN_HTTP_PORT="${CAIRN_HTTP_PORT:-18500}"
 CAIRN_SERVER_PORT="${CAIRN_SERVER_PORT:-18300}"
+CAIRN_SERF_PORT="${CAIRN_SERF_PORT:-18301}"
 ETCD_CLIENT_PORT="${ETCD_CLIENT_PORT:-12379}"
 ETCD_PEER_PORT="${ETCD_PEER_PORT:-12380}"
 ETCD_PUT_PATH="${ETCD_PUT_PATH:-/v3/kv/put}"
@@ -53,13 +54,14 @@ start_cairn() { # start_cairn N: N = 1 or 3 servers; sets CLUSTER_PIDS and LEADE
         ip="127.0.0.$i"
         mkdir -p "$WORK/cairn-$i"
         local args=(agent -server -data-dir "$WORK/cairn-$i" -node "n$i" -bind "$ip" -client "$ip"
-            -http-port "$CAIRN_HTTP_PORT" -server-port "$CAIRN_SERVER_PORT")
+            -http-port "$CAIRN_HTTP_PORT" -server-port "$CAIRN_SERVER_PORT"
+            -serf-lan-port "$CAIRN_SERF_PORT" -serf-wan-port -1)
         if [ "$n" = 1 ]; then
             args+=(-bootstrap)
         else
             args+=(-bootstrap-expect "$n")
             for j in $(seq "$n"); do
-                [ "$j" = "$i" ] || args+=(-retry-join "127.0.0.$j:$CAIRN_SERVER_PORT")
+                [ "$j" = "$i" ] || args+=(-retry-join "127.0.0.$j:$CAIRN_SERF_PORT")
             done
         fi
         "$CAIRN" "${args[@]}" >"$WORK/cairn-$i.log" 2>&1 &

