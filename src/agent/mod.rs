@@ -410,6 +410,8 @@ struct Wiring {
     /// The gossip pools: what the rest of the agent sees of them, and what their owner needs.
     gossip: Arc<gossip::GossipHub>,
     pools: Vec<gossip::PoolSettings>,
+    /// Per pool: the channels from the other shards' UDP receivers to the owner.
+    forwarders: Vec<gossip::receiver::Forwarders>,
     /// The address a client agent's shards listen on for the servers' answers.
     client_ip: IpAddr,
     dns_addrs: Vec<SocketAddr>,
@@ -428,6 +430,7 @@ impl Wiring {
         local: Arc<LocalAgent>,
     ) -> Wiring {
         let (core, shards) = bridge(topology.shard_count());
+        let pools = gossip::pools(config, &http::identity(config).node_id);
         let gossip = Arc::new(gossip::GossipHub::new(
             (config.server || config.dev) && config.ports.serf_wan.is_some(),
         ));
@@ -451,7 +454,11 @@ impl Wiring {
             },
             http_addrs: config.http_addrs(),
             gossip,
-            pools: gossip::pools(config, &http::identity(config).node_id),
+            forwarders: pools
+                .iter()
+                .map(|_| gossip::receiver::Forwarders::new(topology.shard_count()))
+                .collect(),
+            pools,
             client_ip: http::identity(config)
                 .address
                 .parse()
@@ -487,15 +494,18 @@ async fn executor_main(
             let pools = if index == 0 {
                 start_gossip(&context, &wiring).await?
             } else {
-                Vec::new()
+                receive_gossip(index, &wiring)?
             };
             let result = match plan {
                 Some(_) => serve_http(&context, index, &wiring).await,
                 None => serve_client(&context, index, &wiring).await,
             };
-            // The owners stop with the shutdown, after gossiping this agent's leave when it leaves.
-            for pool in pools {
-                pool.await;
+            // The owners stop with the shutdown, after gossiping this agent's leave when it leaves; the
+            // other shards' receivers are cancelled.
+            if index == 0 {
+                for pool in pools {
+                    pool.await;
+                }
             }
             result
         }
@@ -513,7 +523,7 @@ async fn start_gossip(
     wiring: &Wiring,
 ) -> Result<Vec<glommio::Task<()>>, ExecutorError> {
     let mut tasks = Vec::new();
-    for settings in &wiring.pools {
+    for (settings, forwarders) in wiring.pools.iter().zip(&wiring.forwarders) {
         let Some(hub) = wiring.gossip.pool(settings.pool == gossip::Pool::Wan) else {
             continue;
         };
@@ -533,10 +543,22 @@ async fn start_gossip(
             services,
             Logger::new(wiring.log_level),
             Arc::clone(&wiring.leave_requested),
+            forwarders.take_receivers(),
             context.shutdown.clone(),
         )
         .await?;
         tasks.push(task);
+    }
+    Ok(tasks)
+}
+
+/// Binds every pool's UDP port on shard `index` (above 0) and forwards its datagrams to the owner.
+fn receive_gossip(index: usize, wiring: &Wiring) -> Result<Vec<glommio::Task<()>>, ExecutorError> {
+    let mut tasks = Vec::new();
+    for (settings, forwarders) in wiring.pools.iter().zip(&wiring.forwarders) {
+        if let Some(sender) = forwarders.take_sender(index) {
+            tasks.push(gossip::receiver::receive_on_shard(settings, sender)?);
+        }
     }
     Ok(tasks)
 }

@@ -14,6 +14,7 @@
 pub mod events;
 pub mod http;
 pub mod owner;
+pub mod receiver;
 pub mod tags;
 
 use super::membership::Membership;

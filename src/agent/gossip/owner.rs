@@ -4,6 +4,7 @@
 //! dial results, and mailbox requests; the owner steps the core with it, then carries out the actions.
 
 use super::events::UserEvent;
+use super::receiver::Datagram;
 use super::{
     GossipReply, GossipRequest, KeyringSummary, Pool, PoolHub, PoolSettings, Ticket,
     MAILBOX_POLL_MS,
@@ -17,6 +18,7 @@ use cairn_io::Shutdown;
 use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::channels::local_channel::{self, LocalReceiver, LocalSender};
+use glommio::channels::shared_channel::SharedReceiver;
 use glommio::net::{TcpListener, TcpStream, UdpSocket};
 use std::collections::{BTreeMap, BTreeSet};
 use std::net::{IpAddr, SocketAddr};
@@ -126,16 +128,19 @@ pub async fn run_pool(
     local_services: Rc<dyn Fn() -> Vec<(String, Vec<String>)>>,
     logger: Logger,
     leave_requested: Arc<AtomicBool>,
+    forwarded: Vec<SharedReceiver<Datagram>>,
     shutdown: Shutdown,
 ) -> Result<glommio::Task<()>, String> {
     let what = match settings.pool {
         Pool::Lan => "serf LAN",
         Pool::Wan => "serf WAN",
     };
-    let udp = bind_udp(settings.bind, false)
-        .map_err(|e| format!("{what} (udp) on {}: {e}", settings.bind))?;
+    // TCP first and without SO_REUSEPORT: a second agent on this address fails here; UDP is shared with the
+    // other shards' receivers.
     let tcp = bind_tcp(settings.bind, false, 128)
         .map_err(|e| format!("{what} (tcp) on {}: {e}", settings.bind))?;
+    let udp = bind_udp(settings.bind, true)
+        .map_err(|e| format!("{what} (udp) on {}: {e}", settings.bind))?;
     let mut config = match settings.pool {
         Pool::Lan => Config::lan(settings.name.clone(), to_addr(settings.advertise)),
         Pool::Wan => Config::wan(settings.name.clone(), to_addr(settings.advertise)),
@@ -178,9 +183,13 @@ pub async fn run_pool(
             let receiving = glommio::spawn_local(receive_packets(udp, events.clone()));
             let accepting = glommio::spawn_local(accept_streams(Rc::new(tcp), events.clone()));
             let polling = glommio::spawn_local(poll_mailbox(Arc::clone(&hub), events.clone()));
+            let forwarding: Vec<_> = forwarded
+                .into_iter()
+                .map(|rx| glommio::spawn_local(take_forwarded(rx, events.clone())))
+                .collect();
             owner.start_join().await;
             owner.drive(inbox, &shutdown).await;
-            drop((receiving, accepting, polling));
+            drop((receiving, accepting, polling, forwarding));
             owner.hub.set_running(false);
         },
         tq,
@@ -215,6 +224,14 @@ async fn receive_packets(udp: Rc<UdpSocket>, events: Events) {
             }
             Err(_) => glommio::timer::sleep(Duration::from_millis(10)).await,
         }
+    }
+}
+
+/// Datagrams another shard received, handed to the owner.
+async fn take_forwarded(rx: SharedReceiver<Datagram>, events: Events) {
+    let rx = rx.connect().await;
+    while let Some((from, bytes)) = rx.recv().await {
+        let _ = events.try_send(Event::Packet { from, bytes });
     }
 }
 
