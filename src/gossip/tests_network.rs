@@ -714,3 +714,106 @@ fn the_tcp_fallback_ping_keeps_a_member_whose_udp_is_lost_from_being_suspected()
         .iter()
         .any(|(_, a)| matches!(a, Action::MemberFailed(m) if m.name == "n4")));
 }
+
+#[test]
+fn force_leave_turns_a_failed_member_left_everywhere_and_prune_erases_it() {
+    let mut net = Net::lan(5);
+    net.join_all();
+    net.down[4] = true;
+    net.down[3] = true;
+    net.run_until(net.now + 40_000);
+    assert_eq!(
+        net.nodes[0].member("n4").unwrap().status,
+        MemberStatus::Failed
+    );
+    let mut acts = Vec::new();
+    for (node, why) in [
+        ("n1", "alive"),
+        ("nobody", "no member"),
+        ("n0", "this node"),
+    ] {
+        let input = Input::ForceLeave {
+            node: node.into(),
+            prune: false,
+        };
+        let refused = net.nodes[0].step(net.now, input, &mut acts).unwrap_err();
+        assert!(refused.to_string().contains(why), "{refused}");
+    }
+    net.step(
+        0,
+        Input::ForceLeave {
+            node: "n4".into(),
+            prune: false,
+        },
+    );
+    net.step(
+        1,
+        Input::ForceLeave {
+            node: "n3".into(),
+            prune: true,
+        },
+    );
+    net.run_until(net.now + 5_000);
+    for i in 0..3 {
+        assert_eq!(
+            net.nodes[i].member("n4").map(|m| m.status),
+            Some(MemberStatus::Left),
+            "n{i}"
+        );
+        assert!(net.nodes[i].member("n3").is_none(), "n{i} still lists n3");
+    }
+}
+
+#[test]
+fn a_key_query_is_answered_by_every_member_once_then_ends() {
+    let ring = Keyring::new(vec![4; 32]).unwrap();
+    let mut net = Net::lan(4);
+    for (i, n) in net.nodes.iter_mut().enumerate() {
+        *n = Swim::new(
+            Config::lan(format!("n{i}"), addr(i)),
+            i as u64 + 1,
+            Some(ring.clone()),
+        )
+        .unwrap();
+    }
+    net.join_all();
+    net.log.clear();
+    let op = super::key_query::KeyOp::Install(vec![9; 16]);
+    net.step(
+        2,
+        Input::Query {
+            token: 7,
+            name: op.query_name(),
+            payload: op.payload(),
+            timeout_ms: 3_000,
+        },
+    );
+    net.run_until(net.now + 4_000);
+    let mut responders: Vec<String> = net
+        .log
+        .iter()
+        .filter_map(|(n, a)| match a {
+            Action::QueryResponse {
+                token: 7,
+                from,
+                payload,
+            } if *n == 2 => {
+                let answer = super::key_query::KeyResponse::decode(payload).unwrap();
+                assert!(answer.result && answer.keys.len() == 2, "{answer:?}");
+                Some(from.clone())
+            }
+            _ => None,
+        })
+        .collect();
+    responders.sort();
+    assert_eq!(responders, ["n0", "n1", "n2", "n3"]);
+    let done = net
+        .log
+        .iter()
+        .filter(|(n, a)| *n == 2 && matches!(a, Action::QueryDone { token: 7 }))
+        .count();
+    assert_eq!(done, 1);
+    for node in &mut net.nodes {
+        assert_eq!(node.keyring_mut().unwrap().keys().len(), 2);
+    }
+}
