@@ -221,7 +221,7 @@ fn scenario(first_ip: u8, key: Option<&str>) {
     assert_eq!(names, serf_names, "both sides list the same members");
 
     if key.is_some() {
-        keyring_rotation(&cairn1, &serf_a);
+        keyring_rotation(&cairn1, &serf_a, &dir.join("cairn1"));
     }
 
     // User events both ways.
@@ -295,7 +295,7 @@ fn serf_keys(serf: &Serf) -> String {
 }
 
 /// Rotates the pool's key through cairn's keyring API, seen by serf's own key query, and back from serf.
-fn keyring_rotation(cairn1: &Agent, serf_a: &Serf) {
+fn keyring_rotation(cairn1: &Agent, serf_a: &Serf, data_dir: &Path) {
     let new_key = "aGVsbG8tY2Fpcm4tZ29zc2lwLWtleS0zMmJ5dGVzISE=";
     assert_eq!(cairn_keys(cairn1, ""), (vec![(KEY.to_string(), 2)], 2));
     let body = format!(r#"{{"Key":"{new_key}"}}"#);
@@ -308,6 +308,9 @@ fn keyring_rotation(cairn1: &Agent, serf_a: &Serf) {
     assert_eq!((r.status, r.text()), (200, String::new()));
     let listed = serf_keys(serf_a);
     assert!(listed.contains(&format!("{new_key}  [2/2]")), "{listed}");
+    // The agent keeps its keyring in its data directory, as Consul does.
+    let kept = std::fs::read_to_string(data_dir.join("serf/local.keyring")).expect("keyring file");
+    assert_eq!(kept, format!(r#"["{new_key}"]"#));
     assert!(!listed.contains(KEY), "{listed}");
     // Removing the primary key is refused by every member.
     let r = cairn1.call("DELETE", "/v1/operator/keyring", body.as_bytes());

@@ -773,6 +773,7 @@ pub(super) fn build(
         acl,
         encrypt,
         leave_on_terminate: tree.bool("leave_on_terminate"),
+        disable_keyring_file: tree.bool("disable_keyring_file").unwrap_or(false),
         skip_leave_on_interrupt: tree.bool("skip_leave_on_interrupt"),
         services: tree.objects("services"),
         checks: tree.objects("checks"),

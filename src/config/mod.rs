@@ -150,6 +150,11 @@ pub const AGENT_FLAGS: &[FlagSpec] = &[
         "Starts the agent in development mode.",
     ),
     flag(
+        "disable-keyring-file",
+        FlagKind::Bool,
+        "Disables the backing up of the keyring to a file.",
+    ),
+    flag(
         "disable-host-node-id",
         FlagKind::Bool,
         "Do not derive the node ID from the host; generate a random one.",
@@ -326,6 +331,10 @@ const FLAG_KEYS: &[(&str, FlagKey)] = &[
     (
         "disable-host-node-id",
         FlagKey::Bool("disable_host_node_id"),
+    ),
+    (
+        "disable-keyring-file",
+        FlagKey::Bool("disable_keyring_file"),
     ),
     ("dns-port", FlagKey::Int("ports.dns")),
     ("domain", FlagKey::Str("domain")),
@@ -509,6 +518,8 @@ pub struct AgentConfig {
     pub encrypt: Option<String>,
     /// `leave_on_terminate` as given; see [`AgentConfig::leaves_on_terminate`].
     pub leave_on_terminate: Option<bool>,
+    /// `disable_keyring_file`: do not keep the gossip keyring in `<data_dir>/serf/*.keyring`.
+    pub disable_keyring_file: bool,
     /// `skip_leave_on_interrupt` as given; see [`AgentConfig::skips_leave_on_interrupt`].
     pub skip_leave_on_interrupt: Option<bool>,
     /// `services` and `service`, raw, in source order.
@@ -886,6 +897,7 @@ fn differing_fields(a: &AgentConfig, b: &AgentConfig) -> Vec<&'static str> {
         "acl.down_policy" => acl.down_policy,
         "encrypt" => encrypt,
         "leave_on_terminate" => leave_on_terminate,
+        "disable_keyring_file" => disable_keyring_file,
         "skip_leave_on_interrupt" => skip_leave_on_interrupt,
         "recursors" => recursors,
         "domain" => domain,

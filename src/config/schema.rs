@@ -294,7 +294,7 @@ pub const TOP_LEVEL: &[Key] = &[
     ignored("disable_anonymous_signature"),
     ignored("disable_coordinates"),
     ignored("disable_http_unprintable_char_filter"),
-    ignored("disable_keyring_file"),
+    used("disable_keyring_file", Kind::Bool),
     ignored("disable_remote_exec"),
     ignored("discard_check_output"),
     ignored("discovery_max_stale"),

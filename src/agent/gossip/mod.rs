@@ -78,16 +78,79 @@ pub struct PoolSettings {
     pub leave_on_shutdown: bool,
     /// A server agent (for the log component).
     pub server: bool,
+    /// Where the keyring is kept (`<data_dir>/serf/local.keyring` for the LAN pool, `remote.keyring` for the WAN
+    /// one); `None` in `-dev` or with `disable_keyring_file`.
+    pub keyring_file: Option<std::path::PathBuf>,
 }
 
 impl PoolSettings {
-    /// The keyring for `encrypt`, if any.
+    /// The keyring: the one kept in the keyring file when there is one (it wins over `encrypt`, as in Consul),
+    /// else one holding `encrypt`, else none.
     pub fn keyring(&self) -> Result<Option<Keyring>, String> {
+        if let Some(keys) = self
+            .keyring_file
+            .as_deref()
+            .and_then(read_keyring_file)
+            .transpose()?
+        {
+            let mut keys = keys.into_iter();
+            let Some(primary) = keys.next() else {
+                return Ok(None);
+            };
+            let mut ring = Keyring::new(primary).map_err(|e| format!("keyring file: {e}"))?;
+            for key in keys {
+                ring.install(key)
+                    .map_err(|e| format!("keyring file: {e}"))?;
+            }
+            return Ok(Some(ring));
+        }
         self.encrypt
             .clone()
             .map(|key| Keyring::new(key).map_err(|e| format!("encrypt: {e}")))
             .transpose()
     }
+}
+
+/// The keys of a keyring file (a JSON array of base64 keys, primary first); `None` when there is no file.
+pub fn read_keyring_file(path: &std::path::Path) -> Option<Result<Vec<Vec<u8>>, String>> {
+    use base64::Engine;
+    let text = match std::fs::read_to_string(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(Err(format!("{}: {e}", path.display()))),
+    };
+    let parsed = serde_json::from_str::<Vec<String>>(&text)
+        .map_err(|e| format!("{}: not a JSON list of keys: {e}", path.display()))
+        .and_then(|keys| {
+            keys.iter()
+                .map(|k| {
+                    base64::engine::general_purpose::STANDARD
+                        .decode(k)
+                        .map_err(|e| format!("{}: bad key {k:?}: {e}", path.display()))
+                })
+                .collect()
+        });
+    Some(parsed)
+}
+
+/// Writes `keys` to the keyring file (a temporary file, fsynced, then renamed over it).
+pub fn write_keyring_file(path: &std::path::Path, keys: &[Vec<u8>]) -> Result<(), String> {
+    use base64::Engine;
+    use std::io::Write;
+    let encoded: Vec<String> = keys
+        .iter()
+        .map(|k| base64::engine::general_purpose::STANDARD.encode(k))
+        .collect();
+    let text = serde_json::to_string(&encoded).map_err(|e| e.to_string())?;
+    let fail = |e: std::io::Error| format!("{}: {e}", path.display());
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(fail)?;
+    }
+    let tmp = path.with_extension("keyring.tmp");
+    let mut file = std::fs::File::create(&tmp).map_err(fail)?;
+    file.write_all(text.as_bytes()).map_err(fail)?;
+    file.sync_all().map_err(fail)?;
+    std::fs::rename(&tmp, path).map_err(fail)
 }
 
 /// What an executor asks a pool's owner.
@@ -273,6 +336,14 @@ pub fn pools(config: &crate::config::AgentConfig, node_id: &str) -> Vec<PoolSett
         base64::engine::general_purpose::STANDARD.decode(key).ok()
     });
     let lan_port = config.ports.serf_lan.unwrap_or(8301);
+    let keyring_file = |name: &str| {
+        let keep = !config.dev && !config.disable_keyring_file;
+        config
+            .data_dir
+            .as_ref()
+            .filter(|_| keep)
+            .map(|dir| dir.join("serf").join(name))
+    };
     let mut pools = vec![PoolSettings {
         pool: Pool::Lan,
         name: config.node_name.clone(),
@@ -285,6 +356,7 @@ pub fn pools(config: &crate::config::AgentConfig, node_id: &str) -> Vec<PoolSett
         encrypt: encrypt.clone(),
         leave_on_shutdown: config.leaves_on_terminate(),
         server,
+        keyring_file: keyring_file("local.keyring"),
     }];
     if let (true, Some(wan_port)) = (server, config.ports.serf_wan) {
         pools.push(PoolSettings {
@@ -299,7 +371,63 @@ pub fn pools(config: &crate::config::AgentConfig, node_id: &str) -> Vec<PoolSett
             encrypt,
             leave_on_shutdown: config.leaves_on_terminate(),
             server,
+            keyring_file: keyring_file("remote.keyring"),
         });
     }
     pools
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn settings(
+        keyring_file: Option<std::path::PathBuf>,
+        encrypt: Option<Vec<u8>>,
+    ) -> PoolSettings {
+        let addr: SocketAddr = "127.0.0.1:8301".parse().unwrap();
+        PoolSettings {
+            pool: Pool::Lan,
+            name: "n".into(),
+            bind: addr,
+            advertise: addr,
+            tags: BTreeMap::new(),
+            join: Vec::new(),
+            retry_interval_ms: 1,
+            retry_max: 0,
+            encrypt,
+            leave_on_shutdown: false,
+            server: false,
+            keyring_file,
+        }
+    }
+
+    #[test]
+    fn the_keyring_file_wins_over_encrypt_and_round_trips() {
+        let dir = std::env::temp_dir().join(format!("cairn-keyring-{}", std::process::id()));
+        let path = dir.join("serf").join("local.keyring");
+        let _ = std::fs::remove_dir_all(&dir);
+        // No file: the encrypt key, or nothing.
+        assert!(settings(Some(path.clone()), None)
+            .keyring()
+            .unwrap()
+            .is_none());
+        let ring = settings(Some(path.clone()), Some(vec![1; 32]))
+            .keyring()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ring.keys(), [vec![1u8; 32]]);
+        // A file: its keys, primary first, whatever encrypt says.
+        write_keyring_file(&path, &[vec![2; 16], vec![3; 32]]).unwrap();
+        let ring = settings(Some(path.clone()), Some(vec![1; 32]))
+            .keyring()
+            .unwrap()
+            .unwrap();
+        assert_eq!(ring.keys(), [vec![2u8; 16], vec![3u8; 32]]);
+        // A damaged file is an error naming it.
+        std::fs::write(&path, "{").unwrap();
+        let why = settings(Some(path.clone()), None).keyring().unwrap_err();
+        assert!(why.contains("local.keyring"), "{why}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }

@@ -102,6 +102,8 @@ struct Owner {
     leave_requested: Arc<AtomicBool>,
     keyring_queries: BTreeMap<u64, PendingKeyring>,
     next_query: u64,
+    /// The keys last written to the keyring file.
+    saved_keys: Vec<Vec<u8>>,
 }
 
 /// The gossip address of a socket address.
@@ -170,6 +172,7 @@ pub async fn run_pool(
         leave_requested,
         keyring_queries: BTreeMap::new(),
         next_query: 0,
+        saved_keys: Vec::new(),
     };
     hub.set_running(true);
     owner.publish();
@@ -596,6 +599,26 @@ impl Owner {
             self.publish();
         }
         self.settle_joins();
+        self.save_keyring().await;
+    }
+
+    /// Writes the keyring file when the keys changed (off the shard, on the blocking pool).
+    async fn save_keyring(&mut self) {
+        let Some(path) = self.settings.keyring_file.clone() else {
+            return;
+        };
+        let keys = match self.swim.keyring_mut() {
+            Some(ring) if ring.keys() != self.saved_keys.as_slice() => ring.keys().to_vec(),
+            _ => return,
+        };
+        self.saved_keys = keys.clone();
+        let written = glommio::executor()
+            .spawn_blocking(move || super::write_keyring_file(&path, &keys))
+            .await;
+        if let Err(why) = written {
+            self.logger
+                .error(self.component(), &format!("cannot save the keyring: {why}"));
+        }
     }
 
     /// One action; true when the member list changed.
