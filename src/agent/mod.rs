@@ -536,14 +536,17 @@ async fn start_gossip(
                 .map(|s| (s.service.clone(), s.tags.clone()))
                 .collect()
         });
+        let links = gossip::owner::AgentLinks {
+            node_name: wiring.settings.node_name.clone(),
+            local_services: services,
+            logger: Logger::new(wiring.log_level),
+            leave_requested: Arc::clone(&wiring.leave_requested),
+            forwarded: forwarders.take_receivers(),
+        };
         let task = gossip::owner::run_pool(
             Arc::clone(hub),
             settings.clone(),
-            wiring.settings.node_name.clone(),
-            services,
-            Logger::new(wiring.log_level),
-            Arc::clone(&wiring.leave_requested),
-            forwarders.take_receivers(),
+            links,
             context.shutdown.clone(),
         )
         .await?;

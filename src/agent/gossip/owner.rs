@@ -121,18 +121,35 @@ fn to_socket(addr: &Addr) -> Option<SocketAddr> {
     socket_addr(&addr.ip, addr.port)
 }
 
+/// What the owner of a pool gets from the agent besides the pool's settings.
+pub struct AgentLinks {
+    /// This agent's node name (event node filters).
+    pub node_name: String,
+    /// This agent's services and their tags (event service and tag filters).
+    pub local_services: Rc<dyn Fn() -> Vec<(String, Vec<String>)>>,
+    /// The agent's logger.
+    pub logger: Logger,
+    /// Set by `PUT /v1/agent/leave`: leave the pool when stopping.
+    pub leave_requested: Arc<AtomicBool>,
+    /// The other shards' received datagrams.
+    pub forwarded: Vec<SharedReceiver<Datagram>>,
+}
+
 /// Runs the pool until `shutdown`: binds its sockets (an error is returned at once), joins the configured
-/// addresses, then drives the core. `local_services` lists this agent's services and tags (event filters).
+/// addresses, then drives the core.
 pub async fn run_pool(
     hub: Arc<PoolHub>,
     settings: PoolSettings,
-    node_name: String,
-    local_services: Rc<dyn Fn() -> Vec<(String, Vec<String>)>>,
-    logger: Logger,
-    leave_requested: Arc<AtomicBool>,
-    forwarded: Vec<SharedReceiver<Datagram>>,
+    links: AgentLinks,
     shutdown: Shutdown,
 ) -> Result<glommio::Task<()>, String> {
+    let AgentLinks {
+        node_name,
+        local_services,
+        logger,
+        leave_requested,
+        forwarded,
+    } = links;
     let what = match settings.pool {
         Pool::Lan => "serf LAN",
         Pool::Wan => "serf WAN",
