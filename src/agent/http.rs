@@ -221,6 +221,11 @@ impl FrontEnd {
             txn_max_req_bytes: self.settings.txn_max_req_bytes,
             now_ms: wall_clock_ms(),
             agent: Arc::clone(&self.settings.agent),
+            other_datacenters: if path == "/v1/catalog/datacenters" {
+                self.settings.gossip.wan_datacenters()
+            } else {
+                Vec::new()
+            },
             new_id: if path == "/v1/session/create" || path.starts_with("/v1/event/fire/") {
                 uuid::Uuid::new_v4().to_string()
             } else {

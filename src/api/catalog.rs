@@ -45,7 +45,13 @@ pub fn plan(req: &ApiRequest, rest: &str, ctx: &Context) -> Plan {
         return Plan::Respond(method_not_allowed(req.method));
     }
     let Some(read) = read else {
-        let dcs = [ctx.datacenter.as_str()];
+        // This datacenter first (the nearest), then the others the WAN pool knows, by name.
+        let mut others: Vec<&str> = ctx.other_datacenters.iter().map(String::as_str).collect();
+        others.sort_unstable();
+        others.dedup();
+        let dcs: Vec<&str> = std::iter::once(ctx.datacenter.as_str())
+            .chain(others.into_iter().filter(|dc| *dc != ctx.datacenter))
+            .collect();
         return Plan::Respond(json::ok(&dcs, req.query.has("pretty")));
     };
     match Selection::parse(&req.query) {

@@ -167,6 +167,8 @@ pub struct Context {
     pub new_id: String,
     /// This agent's node and build, for its own services and checks and `/v1/agent/self`.
     pub agent: Arc<AgentIdentity>,
+    /// The other datacenters this agent knows of (a server: the `dc` tags of the live WAN pool members).
+    pub other_datacenters: Vec<String>,
 }
 
 /// What a request needs.

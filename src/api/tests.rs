@@ -22,6 +22,7 @@ pub(super) fn ctx() -> Context {
             serf_lan_port: 8301,
             ..AgentIdentity::default()
         }),
+        other_datacenters: vec!["dc2".to_string()],
     }
 }
 

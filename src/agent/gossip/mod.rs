@@ -306,6 +306,23 @@ impl GossipHub {
         }
     }
 
+    /// The datacenters of the live members of the WAN pool (empty on a client).
+    pub fn wan_datacenters(&self) -> Vec<String> {
+        let Some(wan) = &self.wan else {
+            return Vec::new();
+        };
+        let mut dcs: Vec<String> = wan
+            .membership
+            .members()
+            .iter()
+            .filter(|m| m.state == super::membership::MemberState::Alive)
+            .filter_map(|m| m.tags.get("dc").cloned())
+            .collect();
+        dcs.sort();
+        dcs.dedup();
+        dcs
+    }
+
     /// The pool asked for (`?wan`): `None` when this agent is not in it.
     pub fn pool(&self, wan: bool) -> Option<&Arc<PoolHub>> {
         if wan {
