@@ -438,3 +438,44 @@ fn a_second_server_on_the_same_data_dir_is_refused() {
     let (status, stdout, stderr) = first.finish();
     assert!(status.success(), "{stdout}\n{stderr}");
 }
+
+#[test]
+fn a_second_agent_on_the_same_gossip_port_fails_at_once_naming_it() {
+    let serf = free_port();
+    let dev_args = |serf: u16| -> Vec<String> {
+        vec![
+            "agent".into(),
+            "-dev".into(),
+            format!("-http-port={}", free_port()),
+            format!("-server-port={}", free_port()),
+            format!("-serf-lan-port={serf}"),
+            "-serf-wan-port=-1".into(),
+            "-dns-port=-1".into(),
+            "-grpc-port=-1".into(),
+        ]
+    };
+    let mut first = Agent::spawn(Command::new(BIN).args(dev_args(serf)));
+    first.wait_for_line(RUNNING_LINE, STARTUP_TIMEOUT);
+    let mut second = Agent::spawn(Command::new(BIN).args(dev_args(serf)));
+    let (status, stdout, stderr) = second.finish();
+    assert_eq!(
+        status.code(),
+        Some(1),
+        "stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stderr.contains(&format!(
+            "serf LAN (tcp) on 127.0.0.1:{serf}: Address already in use"
+        )),
+        "{stderr}"
+    );
+    // The Raft executor does not wait for the shard that failed.
+    assert!(
+        started.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        started.elapsed()
+    );
+    first.signal(libc::SIGTERM);
+    let (status, _, _) = first.finish();
+    assert!(status.success());
+}

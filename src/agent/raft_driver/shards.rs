@@ -51,7 +51,15 @@ impl RaftHandle {
             let inner = Rc::clone(&self.inner);
             let stop_in = stop.clone();
             let intake = async move {
-                let receiver = receiver.connect().await;
+                // A shard that failed at startup never connects: stop waiting when the driver stops.
+                let connect = async { Some(receiver.connect().await) };
+                let stopped = async {
+                    stop_in.wait().await;
+                    None
+                };
+                let Some(receiver) = or(connect, stopped).await else {
+                    return;
+                };
                 loop {
                     let request = or(receiver.recv(), async {
                         stop_in.wait().await;
@@ -66,7 +74,14 @@ impl RaftHandle {
             let inner = Rc::clone(&self.inner);
             let stop_out = stop.clone();
             let outbox = async move {
-                let sender = sender.connect().await;
+                let connect = async { Some(sender.connect().await) };
+                let stopped = async {
+                    stop_out.wait().await;
+                    None
+                };
+                let Some(sender) = or(connect, stopped).await else {
+                    return;
+                };
                 loop {
                     let woke = or(async { woken.recv().await.is_some() }, async {
                         stop_out.wait().await;
