@@ -469,12 +469,8 @@ fn a_second_agent_on_the_same_gossip_port_fails_at_once_naming_it() {
         )),
         "{stderr}"
     );
-    // The Raft executor does not wait for the shard that failed.
-    assert!(
-        started.elapsed() < Duration::from_secs(4),
-        "{:?}",
-        started.elapsed()
-    );
+    // The Raft executor does not wait for the shard that failed (it used to, until the shutdown timeout).
+    assert!(!stdout.contains("executors still running"), "{stdout}");
     first.signal(libc::SIGTERM);
     let (status, _, _) = first.finish();
     assert!(status.success());
