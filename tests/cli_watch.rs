@@ -107,11 +107,14 @@ fn a_failing_handler_ends_the_watch_with_1() {
 fn watch_failures() {
     let agent = Agent::dev("cli-watch-errors", &[]);
     let http = agent.http;
-    let err = fails(http, &["watch", "-type=event"]);
-    assert_eq!(
-        err,
-        "Error querying Consul agent: Unexpected response code: 404 (404 page not found)\n"
-    );
+    // An event watch reads /v1/event/list: no event yet is an empty list.
+    let r = support::call(http, "PUT", "/v1/event/fire/deploy", b"v1");
+    assert_eq!(r.status, 200, "{}", r.text());
+    let events: serde_json::Value =
+        serde_json::from_str(&ok(http, &["watch", "-type=event", "-name=deploy"])).expect("json");
+    assert_eq!(events[0]["Name"], "deploy", "{events}");
+    assert_eq!(events[0]["Payload"], "djE=", "{events}");
+    assert_eq!(ok(http, &["watch", "-type=event", "-name=other"]), "[]\n");
     assert!(
         fails(http, &["watch"]).starts_with("Watch type must be specified\n\nUsage: cairn watch")
     );
