@@ -263,3 +263,47 @@ fn monitor_streams_the_agents_log_until_it_stops() {
         agent.child.try_wait().ok().flatten().is_some()
     });
 }
+
+#[test]
+fn keyring_lists_and_rotates_the_gossip_keys() {
+    let key = "QkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkI=";
+    let encrypt = format!("-encrypt={key}");
+    let agent = Agent::dev("cli-keyring", &[&encrypt]);
+    let http = agent.http;
+    assert_eq!(
+        ok(http, &["keyring", "-list"]),
+        format!("==> Gathering installed encryption keys...\n\ndc1 (LAN):\n  {key} [1/1]\n")
+    );
+    let new_key = ok(http, &["keygen"]).trim().to_string();
+    assert_eq!(
+        ok(http, &["keyring", &format!("-install={new_key}")]),
+        "==> Installing new gossip encryption key...\n"
+    );
+    ok(http, &["keyring", &format!("-use={new_key}")]);
+    let primary = ok(http, &["keyring", "-list-primary"]);
+    assert!(primary.contains(&format!("  {new_key} [1/1]")), "{primary}");
+    assert!(!primary.contains(key), "{primary}");
+    ok(http, &["keyring", &format!("-remove={key}")]);
+    let listed = ok(http, &["keyring", "-list", "-local-only"]);
+    assert!(!listed.contains(key), "{listed}");
+    // Removing the primary key fails on every member: exit 1 with the agent's reason.
+    let err = fails(http, &["keyring", &format!("-remove={new_key}")]);
+    assert!(
+        err.starts_with("error: Unexpected response code: 500 (1/1 nodes reported failure"),
+        "{err}"
+    );
+    assert_eq!(
+        fails(http, &["keyring", "-list", &format!("-use={key}")]),
+        "Only a single action is allowed\n"
+    );
+    assert!(fails(http, &["keyring"]).starts_with("Usage: cairn keyring [options]"));
+    assert_eq!(
+        fails(http, &["keyring", "-list", "-relay-factor=9"]),
+        "Error parsing relay factor: Relay factor must be in range: [0, 5]\n"
+    );
+    assert!(fails(
+        http,
+        &["keyring", &format!("-install={key}"), "-local-only"]
+    )
+    .starts_with("Error validating local-only"));
+}

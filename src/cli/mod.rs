@@ -5,6 +5,7 @@ mod agent_cmds;
 mod catalog;
 pub mod common;
 pub mod http_client;
+mod keyring;
 mod kv;
 mod kv_transfer;
 mod lock;
@@ -34,6 +35,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ("catalog", "Interact with the catalog"),
     ("info", "Provides debugging information for operators."),
     ("keygen", "Generates a new encryption key"),
+    ("keyring", "Manages gossip layer encryption keys"),
     ("kv", "Interact with the key-value store"),
     (
         "leave",
@@ -130,6 +132,7 @@ fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
         "maint" => agent_cmds::maint(ctx, rest),
         "monitor" => monitor::monitor(ctx, rest),
         "keygen" => agent_cmds::keygen(ctx, rest),
+        "keyring" => keyring::run(ctx, rest),
         "validate" => agent_cmds::validate(ctx, rest),
         "lock" => lock::run(ctx, rest),
         "watch" => watch::run(ctx, rest),

@@ -166,8 +166,13 @@ async fn keyring(
             Err(r) => return r,
         },
     };
-    let pools: Vec<(bool, &PoolHub)> = std::iter::once((false, hub.lan.as_ref()))
-        .chain(hub.wan.as_deref().map(|w| (true, w)))
+    // WAN first, as Consul lists them.
+    let pools: Vec<(bool, &PoolHub)> = hub
+        .wan
+        .as_deref()
+        .map(|w| (true, w))
+        .into_iter()
+        .chain(std::iter::once((false, hub.lan.as_ref())))
         .collect();
     let mut listed = Vec::new();
     for (wan, pool) in pools {

@@ -521,18 +521,25 @@ impl Owner {
                 summary.messages.insert(from, why);
             }
         }
+        // Every live member answered: no need to wait for the query's timeout.
+        if summary.num_resp >= self.live_members() {
+            self.on_query_done(token);
+        }
+    }
+
+    fn live_members(&self) -> usize {
+        self.swim
+            .members()
+            .values()
+            .filter(|m| !m.state.dead_or_left())
+            .count()
     }
 
     fn on_query_done(&mut self, token: u64) {
         let Some(mut pending) = self.keyring_queries.remove(&token) else {
             return;
         };
-        pending.summary.num_nodes = self
-            .swim
-            .members()
-            .values()
-            .filter(|m| !m.state.dead_or_left())
-            .count();
+        pending.summary.num_nodes = self.live_members();
         pending.ticket.answer(GossipReply::Keyring(pending.summary));
     }
 
