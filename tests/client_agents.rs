@@ -464,4 +464,18 @@ fn gossip_drives_the_catalog_serf_health_and_bound_sessions() {
     );
     let alive = fleet.call(c1, "PUT", "/v1/agent/force-leave/s1", "");
     assert_eq!(alive.status, 500, "{}", alive.text());
+
+    // A graceful leave: the others list c1 as left (status 3) and the leader deregisters its node.
+    let r = fleet.call(c1, "PUT", "/v1/agent/leave", "");
+    assert_eq!(r.status, 200, "{}", r.text());
+    fleet.eventually("s1 lists c1 as left", || {
+        fleet
+            .call(0, "GET", "/v1/agent/members", "")
+            .json()
+            .as_array()
+            .is_some_and(|m| m.iter().any(|m| m["Name"] == "c1" && m["Status"] == 3))
+    });
+    fleet.eventually("c1 is deregistered after leaving", || {
+        fleet.call(0, "GET", "/v1/catalog/node/c1", "").text() == "null"
+    });
 }
