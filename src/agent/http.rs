@@ -221,6 +221,11 @@ impl FrontEnd {
             txn_max_req_bytes: self.settings.txn_max_req_bytes,
             now_ms: wall_clock_ms(),
             agent: Arc::clone(&self.settings.agent),
+            stats: if path == "/v1/agent/self" {
+                self.settings.gossip.stats_groups()
+            } else {
+                std::collections::BTreeMap::new()
+            },
             other_datacenters: if path == "/v1/catalog/datacenters" {
                 self.settings.gossip.wan_datacenters()
             } else {

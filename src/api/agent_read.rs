@@ -212,7 +212,7 @@ pub fn answer(
                 .collect();
             json::ok(&map, pretty)
         }
-        AgentRead::Myself => myself(cluster, ctx, pretty),
+        AgentRead::Myself => myself(local, cluster, ctx, pretty),
         AgentRead::HealthById { id, text } => health_by_id(local, ctx, id, *text, pretty),
         AgentRead::HealthByName { name, text } => health_by_name(local, ctx, name, *text, pretty),
     }
@@ -361,9 +361,73 @@ struct SelfJson<'a> {
     config: ConfigJson<'a>,
     member: MemberJson<'a>,
     meta: &'a BTreeMap<String, String>,
+    stats: BTreeMap<String, BTreeMap<String, String>>,
 }
 
-fn myself(cluster: &ClusterView, ctx: &Context, pretty: bool) -> ApiResponse {
+/// `Stats`: Consul's groups (`agent`, `build`, `consul`, `runtime`) plus what the agent layer adds
+/// (`serf_lan`, `serf_wan`); every value is a string.
+fn stats(
+    local: &LocalState,
+    cluster: &ClusterView,
+    ctx: &Context,
+) -> BTreeMap<String, BTreeMap<String, String>> {
+    let group = |pairs: &[(&str, String)]| -> BTreeMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect()
+    };
+    let checks = local.checks().count();
+    let ttls = local
+        .checks()
+        .filter(|c| !c.definition.ttl.is_empty())
+        .count();
+    let mut groups = ctx.stats.clone();
+    groups.insert(
+        "agent".into(),
+        group(&[
+            ("checks", checks.to_string()),
+            ("check_ttls", ttls.to_string()),
+            ("check_monitors", (checks - ttls).to_string()),
+            ("services", local.services().count().to_string()),
+        ]),
+    );
+    groups.insert(
+        "build".into(),
+        group(&[
+            ("prerelease", String::new()),
+            ("revision", String::new()),
+            ("version", ctx.agent.version.clone()),
+        ]),
+    );
+    let mut consul = vec![
+        ("acl", "disabled".to_string()),
+        ("server", ctx.agent.server.to_string()),
+    ];
+    if ctx.agent.server {
+        consul.push(("leader", cluster.is_leader().to_string()));
+        consul.push((
+            "leader_addr",
+            cluster.leader_address.clone().unwrap_or_default(),
+        ));
+        consul.push((
+            "known_datacenters",
+            (ctx.other_datacenters.len() + 1).to_string(),
+        ));
+    }
+    groups.insert("consul".into(), group(&consul));
+    groups.insert(
+        "runtime".into(),
+        group(&[
+            ("arch", std::env::consts::ARCH.to_string()),
+            ("os", std::env::consts::OS.to_string()),
+            ("version", "rust".to_string()),
+        ]),
+    );
+    groups
+}
+
+fn myself(local: &LocalState, cluster: &ClusterView, ctx: &Context, pretty: bool) -> ApiResponse {
     let me = &ctx.agent;
     let role = if me.server { "consul" } else { "node" };
     let mut tags = BTreeMap::new();
@@ -391,6 +455,7 @@ fn myself(cluster: &ClusterView, ctx: &Context, pretty: bool) -> ApiResponse {
             status: 1,
         },
         meta: &me.node_meta,
+        stats: stats(local, cluster, ctx),
     };
     json::ok(&body, pretty)
 }

@@ -45,6 +45,7 @@ use crate::fsm::{self, Command, KvOp, State};
 use crate::raft::ServerId;
 use cluster::ClusterView;
 use query::Query;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// The HTTP methods the API tells apart.
@@ -169,6 +170,8 @@ pub struct Context {
     pub agent: Arc<AgentIdentity>,
     /// The other datacenters this agent knows of (a server: the `dc` tags of the live WAN pool members).
     pub other_datacenters: Vec<String>,
+    /// Extra `Stats` groups of `/v1/agent/self` the agent layer knows (`serf_lan`, `serf_wan`).
+    pub stats: BTreeMap<String, BTreeMap<String, String>>,
 }
 
 /// What a request needs.

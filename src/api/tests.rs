@@ -23,6 +23,7 @@ pub(super) fn ctx() -> Context {
             ..AgentIdentity::default()
         }),
         other_datacenters: vec!["dc2".to_string()],
+        stats: std::collections::BTreeMap::new(),
     }
 }
 

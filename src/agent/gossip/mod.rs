@@ -233,6 +233,52 @@ impl Ticket {
     }
 }
 
+/// A pool's counters for `/v1/agent/self`'s `Stats` (`serf_lan`, `serf_wan`), as Serf reports them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Members known (any status).
+    pub members: usize,
+    /// Members failed.
+    pub failed: usize,
+    /// Members left.
+    pub left: usize,
+    /// Lifeguard's local health score.
+    pub health_score: u32,
+    /// The Serf member clock.
+    pub member_time: u64,
+    /// The Serf event clock.
+    pub event_time: u64,
+    /// The Serf query clock.
+    pub query_time: u64,
+    /// Gossip is encrypted.
+    pub encrypted: bool,
+    /// Broadcasts waiting to be sent.
+    pub pending_broadcasts: usize,
+}
+
+impl PoolStats {
+    /// The `serf_lan`/`serf_wan` group of `/v1/agent/self`'s `Stats` (Consul's keys; values are strings).
+    pub fn to_group(self) -> BTreeMap<String, String> {
+        [
+            ("members", self.members.to_string()),
+            ("failed", self.failed.to_string()),
+            ("left", self.left.to_string()),
+            ("health_score", self.health_score.to_string()),
+            ("member_time", self.member_time.to_string()),
+            ("event_time", self.event_time.to_string()),
+            ("query_time", self.query_time.to_string()),
+            ("encrypted", self.encrypted.to_string()),
+            ("intent_queue", "0".to_string()),
+            ("event_queue", "0".to_string()),
+            ("query_queue", "0".to_string()),
+            ("coordinate_resets", "0".to_string()),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v))
+        .collect()
+    }
+}
+
 /// One pool as the rest of the agent sees it: its members, its events, and its owner's mailbox.
 #[derive(Debug)]
 pub struct PoolHub {
@@ -240,6 +286,8 @@ pub struct PoolHub {
     pub membership: Arc<Membership>,
     /// Consul user events received (LAN pool).
     pub events: Mutex<EventBuffer>,
+    /// The pool's counters (updated by the owner after every step).
+    pub stats: Mutex<PoolStats>,
     mailbox: Mutex<VecDeque<(GossipRequest, Ticket)>>,
     /// False until the owner runs (a request before then fails at once).
     running: std::sync::atomic::AtomicBool,
@@ -251,6 +299,7 @@ impl PoolHub {
         PoolHub {
             membership,
             events: Mutex::new(EventBuffer::default()),
+            stats: Mutex::new(PoolStats::default()),
             mailbox: Mutex::new(VecDeque::new()),
             running: std::sync::atomic::AtomicBool::new(false),
         }
@@ -321,6 +370,16 @@ impl GossipHub {
         dcs.sort();
         dcs.dedup();
         dcs
+    }
+
+    /// `serf_lan` and, on a server, `serf_wan`: each pool's counters.
+    pub fn stats_groups(&self) -> BTreeMap<String, BTreeMap<String, String>> {
+        let mut groups = BTreeMap::new();
+        groups.insert("serf_lan".to_string(), self.lan.stats.lock().to_group());
+        if let Some(wan) = &self.wan {
+            groups.insert("serf_wan".to_string(), wan.stats.lock().to_group());
+        }
+        groups
     }
 
     /// The pool asked for (`?wan`): `None` when this agent is not in it.

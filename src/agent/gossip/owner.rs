@@ -623,7 +623,32 @@ impl Owner {
             self.publish();
         }
         self.settle_joins();
+        self.update_stats();
         self.save_keyring().await;
+    }
+
+    /// Copies the pool's counters for `/v1/agent/self`.
+    fn update_stats(&mut self) {
+        let (member_time, event_time, query_time) = self.swim.clocks();
+        let count = |status: MemberStatus| {
+            self.swim
+                .members()
+                .values()
+                .filter(|m| m.status == status)
+                .count()
+        };
+        let stats = super::PoolStats {
+            members: self.swim.members().len(),
+            failed: count(MemberStatus::Failed),
+            left: count(MemberStatus::Left),
+            health_score: self.swim.health_score(),
+            member_time,
+            event_time,
+            query_time,
+            encrypted: self.swim.keyring_mut().is_some(),
+            pending_broadcasts: self.swim.pending_broadcasts(),
+        };
+        *self.hub.stats.lock() = stats;
     }
 
     /// Writes the keyring file when the keys changed (off the shard, on the blocking pool).
