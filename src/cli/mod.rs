@@ -4,6 +4,7 @@
 mod agent_cmds;
 mod catalog;
 pub mod common;
+mod gossip_cmds;
 pub mod http_client;
 mod keyring;
 mod kv;
@@ -33,7 +34,13 @@ pub const PROTOCOL_LINE: &str = "Protocol 2 spoken by default, understands 2 to 
 const COMMANDS: &[(&str, &str)] = &[
     ("agent", "Runs a Cairn agent"),
     ("catalog", "Interact with the catalog"),
+    ("event", "Fire a new event"),
+    (
+        "force-leave",
+        "Forces a member of the cluster to enter the \"left\" state",
+    ),
     ("info", "Provides debugging information for operators."),
+    ("join", "Tell Consul agent to join cluster"),
     ("keygen", "Generates a new encryption key"),
     ("keyring", "Manages gossip layer encryption keys"),
     ("kv", "Interact with the key-value store"),
@@ -43,6 +50,7 @@ const COMMANDS: &[(&str, &str)] = &[
     ),
     ("lock", "Execute a command holding a lock"),
     ("maint", "Controls node or service maintenance mode"),
+    ("members", "Lists the members of a Consul cluster"),
     ("monitor", "Stream logs from a Consul agent"),
     (
         "operator",
@@ -133,6 +141,10 @@ fn client_command(ctx: common::Ctx, command: &str, rest: &[String]) -> i32 {
         "monitor" => monitor::monitor(ctx, rest),
         "keygen" => agent_cmds::keygen(ctx, rest),
         "keyring" => keyring::run(ctx, rest),
+        "members" => gossip_cmds::members(ctx, rest),
+        "join" => gossip_cmds::join(ctx, rest),
+        "force-leave" => gossip_cmds::force_leave(ctx, rest),
+        "event" => gossip_cmds::event(ctx, rest),
         "validate" => agent_cmds::validate(ctx, rest),
         "lock" => lock::run(ctx, rest),
         "watch" => watch::run(ctx, rest),
