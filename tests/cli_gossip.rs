@@ -18,17 +18,7 @@ const CONVERGE: Duration = Duration::from_secs(40);
 
 /// A client agent `name` on `ip` with HTTP on `http_port` and Serf LAN on `serf_port`.
 fn client_agent(name: &str, ip: IpAddr, http_port: u16, serf_port: u16, dir: &Path) -> Agent {
-    let args = vec![
-        format!("-node={name}"),
-        format!("-data-dir={}", dir.join(name).display()),
-        format!("-bind={ip}"),
-        format!("-client={ip}"),
-        format!("-http-port={http_port}"),
-        format!("-serf-lan-port={serf_port}"),
-        "-serf-wan-port=-1".into(),
-        "-dns-port=-1".into(),
-        "-log-level=debug".into(),
-    ];
+    let args = support::gossip::client_args(name, ip, http_port, serf_port, dir);
     let http = SocketAddr::new(ip, http_port);
     let agent = Agent::start(&args, http, dir.join(format!("{name}.log")));
     wait_until(CONVERGE, "the agent answers", || {

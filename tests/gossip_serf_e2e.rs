@@ -12,6 +12,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::gossip::{client_args, member_statuses, require_serf};
 use support::{common_free_port, request, test_dir, Agent};
 
 /// How long a membership change may take to be seen (failure detection is a few probe rounds).
@@ -129,17 +130,7 @@ fn cairn(
     join: Option<SocketAddr>,
     dir: &Path,
 ) -> Agent {
-    let mut args = vec![
-        format!("-node={name}"),
-        format!("-data-dir={}", dir.join(name).display()),
-        format!("-bind={ip}"),
-        format!("-client={ip}"),
-        format!("-http-port={http_port}"),
-        format!("-serf-lan-port={serf_port}"),
-        "-serf-wan-port=-1".into(),
-        "-dns-port=-1".into(),
-        "-log-level=debug".into(),
-    ];
+    let mut args = client_args(name, ip, http_port, serf_port, dir);
     if let Some(key) = key {
         args.push(format!("-encrypt={key}"));
     }
@@ -158,19 +149,7 @@ fn cairn(
 
 /// `/v1/agent/members` of `agent` as (name, status) pairs.
 fn cairn_members(agent: &Agent) -> Vec<(String, u64)> {
-    let r = agent.call("GET", "/v1/agent/members", b"");
-    assert_eq!(r.status, 200, "{}", r.text());
-    r.json()
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| {
-            (
-                m["Name"].as_str().unwrap_or_default().to_string(),
-                m["Status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect()
+    member_statuses(agent, "/v1/agent/members")
 }
 
 fn cairn_status(agent: &Agent, name: &str) -> Option<u64> {
@@ -341,15 +320,6 @@ fn keyring_rotation(cairn1: &Agent, serf_a: &Serf, data_dir: &Path) {
     assert_eq!(
         (r.status, r.text()),
         (400, "Relay factor must be in range: [0, 5]".to_string())
-    );
-}
-
-/// Fails (never skips) when `serf` is missing: `tests/run.sh` installs it.
-fn require_serf() {
-    let found = Command::new("serf").arg("version").output().is_ok();
-    assert!(
-        found,
-        "serf is not installed: apt-get install -y serf (tests/run.sh does)"
     );
 }
 

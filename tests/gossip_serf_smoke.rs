@@ -3,11 +3,14 @@
 //! the state machine against serf. Needs `serf` on PATH (`tests/run.sh` installs Debian's package):
 //! `cargo test --test gossip_serf_smoke -- --nocapture`.
 
+mod support;
+
 use cairn::gossip::{packet, Action, Addr, Config, Input, Keyring, NodeState, Swim};
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream, UdpSocket};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
+use support::gossip::require_serf;
 
 fn to_addr(s: SocketAddr) -> Addr {
     match s.ip() {
@@ -358,15 +361,6 @@ fn scenario(encrypted: bool, ending: Ending) {
     eprintln!(
         "encrypted={encrypted}: killed serf agent marked failed after {} ms",
         d.now() - t0
-    );
-}
-
-/// Fails (never skips) when `serf` is missing: `tests/run.sh` installs it.
-fn require_serf() {
-    let found = Command::new("serf").arg("version").output().is_ok();
-    assert!(
-        found,
-        "serf is not installed: apt-get install -y serf (tests/run.sh does)"
     );
 }
 

@@ -6,6 +6,7 @@ mod support;
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
+use support::gossip::member_statuses;
 use support::{common_free_port, request, test_dir, Agent};
 
 fn eventually(what: &str, agent: &Agent, mut ok: impl FnMut() -> bool) {
@@ -18,25 +19,6 @@ fn eventually(what: &str, agent: &Agent, mut ok: impl FnMut() -> bool) {
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-}
-
-fn names(agent: &Agent, target: &str) -> Vec<(String, u64)> {
-    let r = agent.call("GET", target, b"");
-    assert_eq!(r.status, 200, "{target}: {}", r.text());
-    let mut names: Vec<(String, u64)> = r
-        .json()
-        .as_array()
-        .expect("members")
-        .iter()
-        .map(|m| {
-            (
-                m["Name"].as_str().unwrap_or_default().to_string(),
-                m["Status"].as_u64().unwrap_or(0),
-            )
-        })
-        .collect();
-    names.sort();
-    names
 }
 
 #[test]
@@ -76,14 +58,20 @@ fn servers_of_two_datacenters_share_the_wan_pool_only() {
     let b = start(1, "b", "dc2", &[join_wan, "-retry-interval-wan=1s".into()]);
     let both = vec![("a.dc1".to_string(), 1), ("b.dc2".to_string(), 1)];
     eventually("a lists both servers in the WAN pool", &a, || {
-        names(&a, "/v1/agent/members?wan") == both
+        member_statuses(&a, "/v1/agent/members?wan") == both
     });
     eventually("b lists both servers in the WAN pool", &b, || {
-        names(&b, "/v1/agent/members?wan") == both
+        member_statuses(&b, "/v1/agent/members?wan") == both
     });
     // The LAN pools stay apart.
-    assert_eq!(names(&a, "/v1/agent/members"), [("a".to_string(), 1)]);
-    assert_eq!(names(&b, "/v1/agent/members"), [("b".to_string(), 1)]);
+    assert_eq!(
+        member_statuses(&a, "/v1/agent/members"),
+        [("a".to_string(), 1)]
+    );
+    assert_eq!(
+        member_statuses(&b, "/v1/agent/members"),
+        [("b".to_string(), 1)]
+    );
     // Each server knows both datacenters, its own first.
     let dcs = |agent: &Agent| agent.call("GET", "/v1/catalog/datacenters", b"").json();
     assert_eq!(dcs(&a), serde_json::json!(["dc1", "dc2"]));
@@ -112,6 +100,6 @@ fn servers_of_two_datacenters_share_the_wan_pool_only() {
         (500, "WAN gossip is only available on servers".to_string())
     );
     eventually("the client joined a's LAN pool", &c, || {
-        names(&c, "/v1/agent/members").len() == 2
+        member_statuses(&c, "/v1/agent/members").len() == 2
     });
 }

@@ -22,7 +22,7 @@ use std::fmt;
 use std::future::Future;
 use std::io;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::os::unix::io::{AsRawFd, IntoRawFd};
+use std::os::unix::io::AsRawFd;
 use std::pin::Pin;
 use std::rc::Rc;
 use std::task::Waker;
@@ -209,20 +209,6 @@ pub struct DnsServer {
     shared: Rc<Shared>,
 }
 
-/// Binds a UDP socket with `SO_REUSEPORT` when asked (glommio's own `bind` always sets it).
-fn bind_udp(addr: SocketAddr, reuse_port: bool) -> io::Result<UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if reuse_port {
-        socket.set_reuse_port(true)?;
-    }
-    socket.bind(&addr.into())?;
-    socket.set_nonblocking(true)?;
-    let fd = socket.into_raw_fd();
-    // SAFETY: `fd` is a bound UDP socket nothing else owns; glommio takes it over and closes it on drop.
-    Ok(unsafe { <UdpSocket as std::os::unix::io::FromRawFd>::from_raw_fd(fd) })
-}
-
 impl DnsServer {
     /// Binds UDP and TCP on `addr` (port 0 picks a free port for both, see [`DnsServer::local_addr`]) and
     /// serves every message through `handler` until `shutdown`, [`DnsServer::close`] or drop.
@@ -258,7 +244,8 @@ impl DnsServer {
         let listening = ListeningSocket::bind(addr, options.reuse_port, LISTEN_BACKLOG)
             .map_err(|e| bind_error("tcp", &e))?;
         let local_addr = listening.local_addr;
-        let udp = bind_udp(local_addr, options.reuse_port).map_err(|e| bind_error("udp", &e))?;
+        let udp = crate::sockets::bind_udp(local_addr, options.reuse_port)
+            .map_err(|e| bind_error("udp", &e))?;
         let shared = Rc::new(Shared::default());
         let stops = Stops::new(shutdown);
         let handler = Rc::new(handler);
@@ -523,7 +510,7 @@ pub async fn exchange_udp(
         IpAddr::V4(_) => (Ipv4Addr::UNSPECIFIED, 0).into(),
         IpAddr::V6(_) => (Ipv6Addr::UNSPECIFIED, 0).into(),
     };
-    let socket = bind_udp(local, false)?;
+    let socket = crate::sockets::bind_udp(local, false)?;
     let work = async {
         socket.send_to(query, server).await?;
         let mut buffer = vec![0u8; MESSAGE_BYTES_MAX];

@@ -11,11 +11,11 @@
 #![warn(missing_docs)]
 
 pub mod dns_server;
-pub mod gossip_sockets;
 pub mod http;
 mod listen;
 pub mod net;
 pub mod runtime;
+pub mod sockets;
 #[doc(hidden)]
 pub mod testing;
 pub mod udp_batch;

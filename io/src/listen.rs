@@ -38,14 +38,7 @@ impl ListeningSocket {
         reuse_port: bool,
         backlog: i32,
     ) -> io::Result<ListeningSocket> {
-        use socket2::{Domain, Protocol, Socket, Type};
-        let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
-        socket.set_reuse_address(true)?;
-        if reuse_port {
-            socket.set_reuse_port(true)?;
-        }
-        socket.bind(&addr.into())?;
-        socket.listen(backlog)?;
+        let socket = crate::sockets::listening_socket(addr, reuse_port, backlog)?;
         let local_addr = socket
             .local_addr()?
             .as_socket()

@@ -35,6 +35,16 @@ impl Net {
         }
     }
 
+    /// `n` LAN members sharing `ring`.
+    fn encrypted(n: usize, ring: &Keyring) -> Net {
+        let mut net = Net::lan(n);
+        for (i, node) in net.nodes.iter_mut().enumerate() {
+            let cfg = Config::lan(format!("n{i}"), addr(i));
+            *node = Swim::new(cfg, i as u64 + 1, Some(ring.clone())).unwrap();
+        }
+        net
+    }
+
     fn lan(n: usize) -> Net {
         Net::new(n, |i| Config::lan(format!("n{i}"), addr(i)))
     }
@@ -425,16 +435,7 @@ fn tag_updates_raise_the_incarnation_and_notify_peers() {
 
 #[test]
 fn encrypted_pools_work_and_refuse_strangers() {
-    let ring = Keyring::new(vec![4; 32]).unwrap();
-    let mut net = Net::lan(4);
-    for (i, n) in net.nodes.iter_mut().enumerate() {
-        *n = Swim::new(
-            Config::lan(format!("n{i}"), addr(i)),
-            i as u64 + 1,
-            Some(ring.clone()),
-        )
-        .unwrap();
-    }
+    let mut net = Net::encrypted(4, &Keyring::new(vec![4; 32]).unwrap());
     net.join_all();
     for i in 0..4 {
         assert_eq!(net.nodes[i].members().len(), 4);
@@ -766,16 +767,7 @@ fn force_leave_turns_a_failed_member_left_everywhere_and_prune_erases_it() {
 
 #[test]
 fn a_key_query_is_answered_by_every_member_once_then_ends() {
-    let ring = Keyring::new(vec![4; 32]).unwrap();
-    let mut net = Net::lan(4);
-    for (i, n) in net.nodes.iter_mut().enumerate() {
-        *n = Swim::new(
-            Config::lan(format!("n{i}"), addr(i)),
-            i as u64 + 1,
-            Some(ring.clone()),
-        )
-        .unwrap();
-    }
+    let mut net = Net::encrypted(4, &Keyring::new(vec![4; 32]).unwrap());
     net.join_all();
     net.log.clear();
     let op = super::key_query::KeyOp::Install(vec![9; 16]);

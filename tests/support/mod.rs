@@ -4,6 +4,7 @@
 #![allow(dead_code)]
 
 pub mod dig;
+pub mod gossip;
 
 use std::io::{Read, Write};
 use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};

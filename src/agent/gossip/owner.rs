@@ -13,7 +13,7 @@ use crate::agent::membership::{socket_addr, MemberState, MemberView};
 use crate::gossip::key_query::{KeyOp, KeyResponse};
 use crate::gossip::{packet, Action, Addr, Config, Input, Member, MemberStatus, Swim};
 use crate::logging::Logger;
-use cairn_io::gossip_sockets::{bind_tcp, bind_udp};
+use cairn_io::sockets::{bind_tcp, bind_udp};
 use cairn_io::Shutdown;
 use futures_lite::future::or;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};

@@ -6,7 +6,7 @@
 
 use super::owner::PACKET_BYTES_MAX;
 use super::PoolSettings;
-use cairn_io::gossip_sockets::bind_udp;
+use cairn_io::sockets::bind_udp;
 use glommio::channels::shared_channel::{self, ConnectedSender, SharedReceiver, SharedSender};
 use parking_lot::Mutex;
 use std::net::SocketAddr;

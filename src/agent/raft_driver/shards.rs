@@ -52,12 +52,7 @@ impl RaftHandle {
             let stop_in = stop.clone();
             let intake = async move {
                 // A shard that failed at startup never connects: stop waiting when the driver stops.
-                let connect = async { Some(receiver.connect().await) };
-                let stopped = async {
-                    stop_in.wait().await;
-                    None
-                };
-                let Some(receiver) = or(connect, stopped).await else {
+                let Some(receiver) = unless_stopped(receiver.connect(), &stop_in).await else {
                     return;
                 };
                 loop {
@@ -74,12 +69,7 @@ impl RaftHandle {
             let inner = Rc::clone(&self.inner);
             let stop_out = stop.clone();
             let outbox = async move {
-                let connect = async { Some(sender.connect().await) };
-                let stopped = async {
-                    stop_out.wait().await;
-                    None
-                };
-                let Some(sender) = or(connect, stopped).await else {
+                let Some(sender) = unless_stopped(sender.connect(), &stop_out).await else {
                     return;
                 };
                 loop {
@@ -412,4 +402,17 @@ fn push_notice(outbox: &mut VecDeque<ShardMessage>, notice: ChangeNotice) {
     } else {
         outbox.push_back(ShardMessage::Changed(notice));
     }
+}
+
+/// `future`'s output, or `None` once `stop` is triggered first.
+async fn unless_stopped<T>(
+    future: impl std::future::Future<Output = T>,
+    stop: &Shutdown,
+) -> Option<T> {
+    let done = async { Some(future.await) };
+    let stopped = async {
+        stop.wait().await;
+        None
+    };
+    or(done, stopped).await
 }
