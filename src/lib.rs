@@ -11,6 +11,8 @@
 //! - [`fsm`]: the pure replicated state machine (KV with tombstones and lock-delay, sessions, transactions)
 //! - [`rpc`]: the pure server RPC wire format (Raft messages, snapshot chunks, forwarded writes)
 //! - [`dns`]: the pure DNS interface (query names, lookups, truncation, EDNS) on simple-dns
+//! - [`watch`]: watch plans, handlers (script, HTTP) and the blocking-query loop, shared by `cairn watch` and the
+//!   agent configuration's `watches`
 #![warn(missing_docs)]
 
 pub mod agent;
@@ -24,3 +26,4 @@ pub mod logging;
 pub mod raft;
 pub mod rpc;
 pub mod ui;
+pub mod watch;

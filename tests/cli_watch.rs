@@ -1,5 +1,5 @@
 //! `watch` against a running `-dev` agent: one-shot JSON output per type, a handler run on
-//! changes with the data on stdin, a failing handler, and the missing event endpoint.
+//! changes with the data on stdin, a failing handler, and bad parameters.
 
 mod cli_support;
 mod support;

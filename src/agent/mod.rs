@@ -28,6 +28,7 @@ pub mod server;
 pub mod shard;
 pub mod state_machine;
 pub mod ttl;
+pub mod watches;
 
 use crate::config::AgentConfig;
 use crate::logging::{set_level_override, LogLevel, Logger};
@@ -71,6 +72,8 @@ pub enum AgentError {
     },
     /// The local state kept in the data directory could not be read.
     LocalState(String),
+    /// A watch of the configuration is not valid.
+    Watch(String),
 }
 
 impl fmt::Display for AgentError {
@@ -81,6 +84,7 @@ impl fmt::Display for AgentError {
                 write!(f, "cannot create data_dir {}: {source}", path.display())
             }
             AgentError::LocalState(why) => write!(f, "cannot restore the local state: {why}"),
+            AgentError::Watch(why) => f.write_str(why),
         }
     }
 }
@@ -111,6 +115,7 @@ pub fn run(
 ) -> Result<(), AgentError> {
     let signals = ShutdownSignals::block()?;
     let logger = Logger::new(config.log_level);
+    let watch_plans = watches::plan(config).map_err(AgentError::Watch)?;
     raise_open_files_limit(&logger);
     if let (false, Some(path)) = (config.dev, &config.data_dir) {
         std::fs::create_dir_all(path).map_err(|source| AgentError::DataDir {
@@ -177,8 +182,18 @@ pub fn run(
         ),
     );
     ui::output("==> Cairn agent running!");
+    let watches = watches::start(watch_plans, config, logger);
 
-    let result = run_until_stopped(running, config, args, hostname, &leave_requested, &logger);
+    let result = run_until_stopped(
+        running,
+        config,
+        args,
+        hostname,
+        &leave_requested,
+        &logger,
+        &watches,
+    );
+    watches.join(watches::WATCHES_JOIN_TIMEOUT_MS);
     remove_pid_file(config);
     result
 }
@@ -268,10 +283,15 @@ fn run_until_stopped(
     hostname: Option<&str>,
     leave_requested: &AtomicBool,
     logger: &Logger,
+    watches: &watches::Watches,
 ) -> Result<(), AgentError> {
     let mut current = config.clone();
     loop {
         let event = running.next_event().map_err(AgentError::Stopped)?;
+        if !matches!(event, RuntimeEvent::Signal(ShutdownSignal::Hangup)) {
+            // Every other event ends the agent: the watches stop before the API goes away.
+            watches.stop();
+        }
         match event {
             RuntimeEvent::Signal(ShutdownSignal::Hangup) => {
                 ui::output("==> Caught signal: hangup");

@@ -208,6 +208,17 @@ impl Client {
         })
     }
 
+    /// A client of `endpoint` sending `token` and asking `datacenter` (the agent's own watches).
+    pub fn new(endpoint: Endpoint, token: Option<String>, datacenter: Option<String>) -> Client {
+        Client {
+            endpoint,
+            token,
+            datacenter,
+            stale: false,
+            basic_auth: None,
+        }
+    }
+
     fn token(parsed: &ParsedFlags) -> Result<Option<String>, ClientError> {
         if let Some(token) = parsed.string("token").filter(|t| !t.is_empty()) {
             return Ok(Some(token.to_string()));
