@@ -327,6 +327,17 @@ pub fn client(parsed: &ParsedFlags) -> Result<Client, i32> {
     })
 }
 
+/// [`client`], checked to reach an agent first (consul's commands that act on the local agent ask for its
+/// node name before anything else): `Error querying Consul agent: ...` and exit 1 when it does not answer.
+pub fn reachable_client(parsed: &ParsedFlags) -> Result<Client, i32> {
+    let client = client(parsed)?;
+    if let Err(error) = client.node_name() {
+        ui::error(&format!("Error querying Consul agent: {error}"));
+        return Err(1);
+    }
+    Ok(client)
+}
+
 /// Formats rows as columnize does: columns separated by two spaces, each but the last padded to
 /// its widest cell. Cells are separated by `\x1f` in the input rows.
 pub fn columnize(rows: &[String]) -> String {

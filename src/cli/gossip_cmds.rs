@@ -478,14 +478,10 @@ pub fn event(ctx: Ctx, args: &[String]) -> i32 {
             return 1;
         }
     };
-    let client = match common::client(&parsed) {
+    let client = match common::reachable_client(&parsed) {
         Ok(client) => client,
         Err(code) => return code,
     };
-    if let Err(error) = client.node_name() {
-        ui::error(&format!("Error querying Consul agent: {error}"));
-        return 1;
-    }
     let mut request = Request::new("PUT", format!("/v1/event/fire/{}", encode_path(name)));
     for (param, value) in [("node", node), ("service", service), ("tag", tag)] {
         if !value.is_empty() {

@@ -180,14 +180,10 @@ pub fn run(ctx: Ctx, args: &[String]) -> i32 {
         Ok(options) => options,
         Err(code) => return code,
     };
-    let client = match common::client(&parsed) {
+    let client = match common::reachable_client(&parsed) {
         Ok(client) => client,
         Err(code) => return code,
     };
-    if let Err(error) = client.node_name() {
-        ui::error(&format!("Error querying Consul agent: {error}"));
-        return 1;
-    }
     catch_interrupts();
     let lost = Arc::new(AtomicBool::new(false));
     let session = match Session::create(&client, &options.name, lost.clone()) {

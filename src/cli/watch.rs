@@ -125,14 +125,10 @@ pub fn run(ctx: Ctx, args: &[String]) -> i32 {
             return 1;
         }
     };
-    let client = match common::client(&parsed) {
+    let client = match common::reachable_client(&parsed) {
         Ok(client) => client,
         Err(code) => return code,
     };
-    if let Err(error) = client.node_name() {
-        ui::error(&format!("Error querying Consul agent: {error}"));
-        return 1;
-    }
     let handler: extern "C" fn(libc::c_int) = exit_on_signal;
     // SAFETY: installing a handler that only calls _exit.
     unsafe {
