@@ -106,15 +106,7 @@ fn parse_fields(mut fields: Map<String, Value>) -> Result<Parsed, String> {
         ..Params::default()
     };
     // A type takes only its own fields; the others stay and are named as invalid below.
-    let own: &[&str] = match params.kind.as_str() {
-        "key" => &["key", "stale"],
-        "keyprefix" => &["prefix", "stale"],
-        "services" | "nodes" => &["stale"],
-        "service" => &["service", "tag", "passingonly", "stale"],
-        "checks" => &["service", "state", "stale"],
-        "event" => &["name"],
-        other => return Err(format!("Unsupported watch type: {other}")),
-    };
+    let own = super::plan::parameters_of(&params.kind)?;
     for name in own {
         match *name {
             "key" => params.key = take_string(&mut fields, "key")?,

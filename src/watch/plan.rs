@@ -64,17 +64,13 @@ pub fn parse_go_bool(text: &str) -> Option<bool> {
 
 /// Checks the type and that only its parameters are given (`Unsupported watch type: x`,
 /// `Invalid parameters: [key state]`), before any value is looked at.
+///
+/// The parameters each watch type takes live in [`parameters_of`].
 pub fn check_parameters(params: &Params) -> Result<(), String> {
-    let allowed: &[&str] = match params.kind.as_str() {
-        "" => return Err("Watch type must be specified".to_string()),
-        "key" => &["key", "stale"],
-        "keyprefix" => &["prefix", "stale"],
-        "services" | "nodes" => &["stale"],
-        "service" => &["service", "tag", "passingonly", "stale"],
-        "checks" => &["service", "state", "stale"],
-        "event" => &["name"],
-        kind => return Err(format!("Unsupported watch type: {kind}")),
-    };
+    if params.kind.is_empty() {
+        return Err("Watch type must be specified".to_string());
+    }
+    let allowed = parameters_of(&params.kind)?;
     let given = [
         ("key", params.key.is_some()),
         ("prefix", params.prefix.is_some()),
@@ -187,6 +183,19 @@ fn checks_request(service: Option<String>, state: Option<String>) -> Result<Requ
             ),
         )),
     }
+}
+
+/// The parameters a watch type takes (`Unsupported watch type: <kind>` for an unknown one).
+pub fn parameters_of(kind: &str) -> Result<&'static [&'static str], String> {
+    Ok(match kind {
+        "key" => &["key", "stale"],
+        "keyprefix" => &["prefix", "stale"],
+        "services" | "nodes" => &["stale"],
+        "service" => &["service", "tag", "passingonly", "stale"],
+        "checks" => &["service", "state", "stale"],
+        "event" => &["name"],
+        other => return Err(format!("Unsupported watch type: {other}")),
+    })
 }
 
 #[cfg(test)]
