@@ -221,6 +221,11 @@ impl FrontEnd {
             txn_max_req_bytes: self.settings.txn_max_req_bytes,
             now_ms: wall_clock_ms(),
             agent: Arc::clone(&self.settings.agent),
+            server_names: if path == "/v1/operator/raft/configuration" {
+                self.settings.gossip.lan_server_names()
+            } else {
+                std::collections::BTreeMap::new()
+            },
             stats: if path == "/v1/agent/self" {
                 self.settings.gossip.stats_groups()
             } else {

@@ -301,6 +301,9 @@ struct Inner {
     peers: BTreeMap<ServerId, PeerSlot>,
     peers_config_index: Option<Index>,
     client_peers: VecDeque<(String, Peer)>,
+    /// Where servers outside the configuration are found (the LAN pool): a server not yet in the configuration
+    /// answers the leader that is adding it, and a new leader reaches it.
+    directory: Option<std::sync::Arc<crate::agent::membership::Membership>>,
     client_peers_max: usize,
     // Client requests.
     requests_max: usize,
@@ -429,6 +432,7 @@ impl RaftHandle {
                 peers: BTreeMap::new(),
                 peers_config_index: None,
                 client_peers: VecDeque::new(),
+                directory: None,
                 client_peers_max: options.client_peers_max.max(1),
                 requests_max: options.requests_max.max(1),
                 next_ctx: 1,
@@ -512,6 +516,11 @@ impl RaftHandle {
     /// The driver's counters.
     pub fn stats(&self) -> DriverStats {
         self.inner.borrow().stats
+    }
+
+    /// Finds servers that are not in the Raft configuration through `directory` (the LAN pool's members).
+    pub fn set_directory(&self, directory: std::sync::Arc<crate::agent::membership::Membership>) {
+        self.inner.borrow_mut().directory = Some(directory);
     }
 
     /// Asks Raft to start an election now (bootstrap, benchmarks).

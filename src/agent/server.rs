@@ -151,6 +151,7 @@ impl ServerPlan {
         }
         let machine = ConsulStateMachine::new(Arc::clone(&shared));
         let handle = RaftHandle::start(driver, Box::new(machine), shutdown).await?;
+        handle.set_directory(Arc::clone(&lan));
         if let Some(core) = core {
             handle.attach_shards(core)?;
         }
@@ -207,9 +208,10 @@ impl ServerPlan {
 /// How often a server waiting for `-bootstrap-expect` looks at the LAN pool.
 pub const BOOTSTRAP_POLL_MS: u64 = 200;
 
-/// Waits until exactly `expect` servers of `datacenter` are alive in the LAN pool, all started with the same
-/// `-bootstrap-expect`; their RPC addresses, or `None` at shutdown. More servers than expected means a cluster
-/// that already exists (its leader adds this server): keep waiting.
+/// Waits until exactly `expect` servers of `datacenter` started with the same `-bootstrap-expect` are alive in
+/// the LAN pool; their RPC addresses, or `None` at shutdown. More such servers than expected means a cluster
+/// that already exists (its leader adds this server): keep waiting. Servers without `-bootstrap-expect` do not
+/// count.
 async fn wait_for_expected_servers(
     lan: &Membership,
     datacenter: &str,
@@ -242,8 +244,14 @@ async fn wait_for_expected_servers(
                     ),
                 );
             }
-            None if servers.len() == expect && servers.iter().all(|s| s.expect == Some(expect)) => {
-                let mut addrs: Vec<SocketAddr> = servers.iter().map(|s| s.rpc_addr).collect();
+            None if servers.iter().filter(|s| s.expect.is_some()).count() == expect => {
+                // Servers started without -bootstrap-expect are not part of the bootstrap: they wait to be
+                // added by the leader's autopilot.
+                let mut addrs: Vec<SocketAddr> = servers
+                    .iter()
+                    .filter(|s| s.expect.is_some())
+                    .map(|s| s.rpc_addr)
+                    .collect();
                 addrs.sort();
                 logger.info(
                     "agent.server",

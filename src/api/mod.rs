@@ -170,6 +170,8 @@ pub struct Context {
     pub agent: Arc<AgentIdentity>,
     /// The other datacenters this agent knows of (a server: the `dc` tags of the live WAN pool members).
     pub other_datacenters: Vec<String>,
+    /// Node names of the servers the LAN pool lists, by server RPC address (`IP:PORT`).
+    pub server_names: BTreeMap<String, String>,
     /// Extra `Stats` groups of `/v1/agent/self` the agent layer knows (`serf_lan`, `serf_wan`).
     pub stats: BTreeMap<String, BTreeMap<String, String>>,
 }

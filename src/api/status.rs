@@ -133,8 +133,8 @@ struct ServerJson<'a> {
     protocol_version: &'static str,
 }
 
-/// `GET /v1/operator/raft/configuration`. Other servers' node names are not known until gossip lands: their
-/// host address stands in.
+/// `GET /v1/operator/raft/configuration`. Other servers' node names come from the LAN pool
+/// ([`Context::server_names`]); a server gossip does not list is named by its host address.
 pub fn answer_configuration(cluster: &ClusterView, ctx: &Context, pretty: bool) -> Answer {
     let servers = cluster
         .servers
@@ -143,6 +143,8 @@ pub fn answer_configuration(cluster: &ClusterView, ctx: &Context, pretty: bool) 
             id: server_id_text(s.id),
             node: if s.id == cluster.id {
                 ctx.node_name.clone()
+            } else if let Some(name) = ctx.server_names.get(&s.address) {
+                name.clone()
             } else {
                 s.address
                     .rsplit_once(':')

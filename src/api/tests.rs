@@ -24,6 +24,7 @@ pub(super) fn ctx() -> Context {
         }),
         other_datacenters: vec!["dc2".to_string()],
         stats: std::collections::BTreeMap::new(),
+        server_names: std::collections::BTreeMap::new(),
     }
 }
 

@@ -372,6 +372,17 @@ impl GossipHub {
         dcs
     }
 
+    /// The node names of the servers the LAN pool lists (any datacenter, any status), by RPC address.
+    pub fn lan_server_names(&self) -> BTreeMap<String, String> {
+        self.lan
+            .membership
+            .members()
+            .iter()
+            .filter_map(super::membership::MemberView::server)
+            .map(|s| (s.rpc_addr.to_string(), s.name))
+            .collect()
+    }
+
     /// `serf_lan` and, on a server, `serf_wan`: each pool's counters.
     pub fn stats_groups(&self) -> BTreeMap<String, BTreeMap<String, String>> {
         let mut groups = BTreeMap::new();

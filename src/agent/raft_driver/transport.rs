@@ -70,10 +70,41 @@ impl Inner {
 
     pub(super) fn peer_sender(&mut self, to: ServerId) -> Option<PeerSender> {
         self.sync_peers();
+        if !self.peers.contains_key(&to) {
+            self.add_directory_peer(to);
+        }
         self.peers
             .get(&to)
             .and_then(|slot| slot.peer.as_ref())
             .map(Peer::sender)
+    }
+
+    /// A connection to server `to`, which the configuration does not name, at the address the LAN pool gives
+    /// it (its id is derived from that address); dropped at the next configuration change unless named then.
+    fn add_directory_peer(&mut self, to: ServerId) {
+        let found = self.directory.as_ref().and_then(|lan| {
+            lan.members()
+                .iter()
+                .filter_map(crate::agent::membership::MemberView::server)
+                .find(|s| s.id == to)
+                .map(|s| s.rpc_addr)
+        });
+        let Some(addr) = found else { return };
+        match Peer::start(addr, self.peer_options.clone(), &self.stop) {
+            Ok(peer) => {
+                self.peers.insert(
+                    to,
+                    PeerSlot {
+                        address: addr.to_string(),
+                        peer: Some(peer),
+                    },
+                );
+            }
+            Err(e) => self.logger.error(
+                "agent.server.rpc",
+                &format!("cannot start a connection to {addr}: {e}"),
+            ),
+        }
     }
 
     pub(super) fn client_peer_sender(&mut self, address: &str) -> Option<PeerSender> {
